@@ -1,0 +1,138 @@
+import type { ContentType } from '../management-api/content-types.ts';
+import type { CloudName } from './clouds.ts';
+
+/**
+ * The validated, fully defaulted configuration. Durations are milliseconds. Secrets are held in
+ * `Secret` wrappers whose toString/toJSON never reveal the value, so a config object can be logged.
+ */
+export class Secret {
+  readonly #value: string;
+  constructor(value: string, readonly source: string) {
+    this.#value = value;
+  }
+  reveal(): string {
+    return this.#value;
+  }
+  toString(): string {
+    return `[secret from ${this.source}]`;
+  }
+  toJSON(): string {
+    return this.toString();
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+}
+
+export type Credential =
+  | { kind: 'secret'; secret: Secret }
+  | {
+      kind: 'certificate';
+      privateKey: Secret;
+      certificatePem: string;
+      /** Where the key came from, for messages (never the key itself). */
+      privateKeyFile: string;
+      certificateFile: string;
+    };
+
+export interface TenantConfig {
+  /** Label used in logs, status records and state keys; defaults to the tenant id. */
+  name: string;
+  tenantId: string;
+  clientId: string;
+  cloud: CloudName | 'custom';
+  /** e.g. https://manage.office.com — the API root and the token resource. */
+  apiUrl: string;
+  /** e.g. https://login.microsoftonline.com — the Entra ID authority host. */
+  loginUrl: string;
+  credential: Credential;
+  /** Quota key for every call (reference §3, §9.8); defaults to the tenant id. */
+  publisherIdentifier: string;
+  contentTypes: ContentType[];
+}
+
+export interface TlsClientConfig {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  serverName?: string;
+  /** Verify the receiver's certificate (default true). */
+  verify: boolean;
+}
+
+export interface ForwardOutputConfig {
+  host: string;
+  port: number;
+  unixSocket?: string;
+  tls?: TlsClientConfig;
+  ackTimeoutMs: number;
+  /** No Forward frame is larger than this (Fluent Bit closes the connection above buffer_max_size). */
+  maxFrameBytes: number;
+  /** Frames sent and not yet acked, at most (bounds memory together with fetch concurrency). */
+  maxFramesInFlight: number;
+}
+
+export interface OutputConfig {
+  type: 'forward' | 'stdout';
+  forward: ForwardOutputConfig;
+}
+
+export interface RoutingConfig {
+  /** Template for the record tag; `{table}` is replaced by the Devo table of the record. */
+  tagTemplate: string;
+  /** Workload → table aliases, applied before the default (lower-case, alphanumerics only). */
+  workloadTables: Record<string, string>;
+}
+
+export interface Config {
+  tenants: TenantConfig[];
+  output: OutputConfig;
+  routing: RoutingConfig;
+  status: { tag: string; intervalMs: number };
+  state: { path: string };
+  polling: {
+    intervalMs: number;
+    initialLookbackMs: number;
+    overlapMs: number;
+    /** Blob downloads running at once per tenant. */
+    concurrency: number;
+    requestTimeoutMs: number;
+    /** Attempts for one API call before the blob is parked in the retry queue. */
+    maxAttempts: number;
+  };
+  /** Extra CA for the Microsoft side (TLS inspection proxies, the simulator). */
+  api: { caFile?: string };
+  /** Absolute path of the file the config was read from (relative paths resolve against its folder). */
+  sourceFile: string;
+}
+
+/**
+ * Defaults, with their reasons.
+ */
+export const DEFAULTS = {
+  // Fluent Bit's documented forward port.
+  forwardHost: '127.0.0.1',
+  forwardPort: 24224,
+  // An ack means "in Fluent Bit's input buffer" and comes within milliseconds on loopback;
+  // 30 s leaves room for a filesystem-buffered input under load before we re-send.
+  ackTimeoutMs: 30_000,
+  // Well under Fluent Bit's buffer_max_size default (6,144,000 B); the issue's default.
+  maxFrameBytes: 1024 * 1024,
+  maxFramesInFlight: 8,
+  tagTemplate: 'cloud.office365.management.{table}',
+  statusTag: 'm365forward.status',
+  statusIntervalMs: 60_000,
+  statePath: './state/m365-forward.state.json',
+  // The API publishes new blobs every few minutes; one minute keeps lag low at ~5 calls/min/feed,
+  // far below the 2,000 requests/minute tenant quota (reference §5).
+  pollIntervalMs: 60_000,
+  // Content is kept ~7 days; 24 h is a sane first backfill, 7 days the most the API allows.
+  initialLookbackMs: 24 * 3600_000,
+  maxLookbackMs: 7 * 24 * 3600_000,
+  // Blobs can be listed minutes to hours after their contentCreated (reference §4 Latency);
+  // re-listing 2 h before the cursor catches them, the done-set keeps them from being re-sent.
+  overlapMs: 2 * 3600_000,
+  concurrency: 4,
+  requestTimeoutMs: 60_000,
+  maxAttempts: 5,
+} as const;

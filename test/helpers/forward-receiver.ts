@@ -1,0 +1,79 @@
+import net from 'node:net';
+import { EventTime } from '@fluent-org/logger';
+import * as protocol from '@fluent-org/logger/build/src/protocol.js';
+
+/**
+ * A Forward receiver for tests, on a real loopback socket: decodes every mode the way Fluent Bit's
+ * in_forward does, acks `chunk` frames (or withholds acks on demand), and records what it got,
+ * including each frame's encoded size. Like Fluent Bit it closes the connection, without an ack,
+ * on a frame above `bufferMaxSize`.
+ */
+export interface ReceivedEntry {
+  tag: string;
+  timeMs: number;
+  nanos: number;
+  record: Record<string, unknown>;
+}
+
+export interface ForwardReceiver {
+  port: number;
+  entries: ReceivedEntry[];
+  frameSizes: number[];
+  chunks: string[];
+  /** Frames that arrived (acked or not). */
+  frames: number;
+  setAck(mode: 'always' | 'never'): void;
+  close(): Promise<void>;
+}
+
+export async function startForwardReceiver(
+  opts: { ack?: 'always' | 'never'; bufferMaxSize?: number; path?: string } = {},
+): Promise<ForwardReceiver> {
+  let ackMode = opts.ack ?? 'always';
+  const sockets = new Set<net.Socket>();
+  const r: Omit<ForwardReceiver, 'port' | 'close' | 'setAck'> = { entries: [], frameSizes: [], chunks: [], frames: 0 };
+  const server = net.createServer(async (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    try {
+      for await (const message of protocol.decodeClientStream(socket)) {
+        const size = Buffer.from(protocol.encodeMessage(message as never)).length;
+        if (opts.bufferMaxSize && size > opts.bufferMaxSize) {
+          socket.destroy();
+          return;
+        }
+        const t = protocol.parseTransport(message as never);
+        r.frames++;
+        r.frameSizes.push(size);
+        for (const [time, record] of t.entries as Array<[unknown, Record<string, unknown>]>) {
+          const et = time instanceof EventTime ? time : undefined;
+          r.entries.push({
+            tag: t.tag,
+            timeMs: et ? et.epoch * 1000 + Math.floor(et.nano / 1e6) : Number(time) * 1000,
+            nanos: et ? et.nano : 0,
+            record,
+          });
+        }
+        if (t.chunk) {
+          r.chunks.push(t.chunk);
+          if (ackMode === 'always') socket.write(protocol.encodeMessage(protocol.generateAck(t.chunk)));
+        }
+      }
+    } catch {
+      socket.destroy();
+    }
+  });
+  await new Promise<void>((resolve) => (opts.path ? server.listen(opts.path, resolve) : server.listen(0, '127.0.0.1', resolve)));
+  const addr = server.address();
+  return Object.assign(r, {
+    port: typeof addr === 'object' && addr ? addr.port : 0,
+    setAck(mode: 'always' | 'never') {
+      ackMode = mode;
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  });
+}

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ForwardSink } from '../../src/sink/forward-sink.ts';
+import { DEFAULTS } from '../../src/config/schema.ts';
+import { silentLogger } from '../../src/support/logger.ts';
+import { startForwardReceiver } from '../helpers/forward-receiver.ts';
+import type { RoutedRecord } from '../../src/sink/types.ts';
+
+function records(n: number, size = 600): RoutedRecord[] {
+  return Array.from({ length: n }, (_, i) => ({
+    tag: `cloud.office365.management.${['exchange', 'sharepoint', 'onedrive'][i % 3]}`,
+    timeMs: 1_764_000_000_000 + i * 1001,
+    record: { Id: `id-${i}`, Workload: 'X', Payload: 'é✓'.repeat(size / 4), Nested: { a: [1, {}, []], n: null } },
+  }));
+}
+
+test('every record arrives once, acked, in frames no larger than max_frame_bytes', async () => {
+  const rx = await startForwardReceiver({ bufferMaxSize: 64 * 1024 });
+  const sink = new ForwardSink({ ...DEFAULTS, host: '127.0.0.1', port: rx.port, ackTimeoutMs: 5000, maxFrameBytes: 64 * 1024, maxFramesInFlight: 4 }, silentLogger);
+  try {
+    const input = records(3000);
+    await sink.send(input, new AbortController().signal);
+    assert.equal(rx.entries.length, input.length);
+    assert.ok(rx.frames > 20, `expected many frames, got ${rx.frames}`);
+    for (const s of rx.frameSizes) assert.ok(s <= 64 * 1024, `frame of ${s} bytes`);
+    const byId = new Map(rx.entries.map((e) => [e.record.Id, e]));
+    assert.equal(byId.size, input.length);
+    for (const r of input) {
+      const got = byId.get(r.record.Id)!;
+      assert.equal(got.tag, r.tag);
+      assert.equal(got.timeMs, r.timeMs);
+      assert.deepEqual(got.record, r.record);
+    }
+    assert.equal(sink.stats.recordsAcked, input.length);
+  } finally {
+    await sink.close();
+    await rx.close();
+  }
+});
+
+test('a receiver that withholds acks keeps send() from resolving; acks later complete it', async () => {
+  const rx = await startForwardReceiver({ ack: 'never' });
+  const sink = new ForwardSink({ ...DEFAULTS, host: '127.0.0.1', port: rx.port, ackTimeoutMs: 300, maxFrameBytes: 64 * 1024, maxFramesInFlight: 2 }, silentLogger);
+  try {
+    let done = false;
+    const p = sink.send(records(50), new AbortController().signal).then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.equal(done, false, 'send resolved without acks');
+    assert.ok(sink.stats.framesRetried >= 1, 'frames were re-sent after the ack timeout');
+    rx.setAck('always');
+    await p;
+    assert.equal(done, true);
+    const ids = new Set(rx.entries.map((e) => e.record.Id));
+    assert.equal(ids.size, 50, 'every record arrived (re-sends may duplicate, never lose)');
+  } finally {
+    await sink.close();
+    await rx.close();
+  }
+});
+
+test('abort stops a send that cannot complete', async () => {
+  const rx = await startForwardReceiver({ ack: 'never' });
+  const sink = new ForwardSink({ ...DEFAULTS, host: '127.0.0.1', port: rx.port, ackTimeoutMs: 200, maxFrameBytes: 64 * 1024, maxFramesInFlight: 2 }, silentLogger);
+  try {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new Error('stop')), 500);
+    await assert.rejects(sink.send(records(10), ac.signal), /stop/);
+  } finally {
+    await sink.close();
+    await rx.close();
+  }
+});
+
+test('a record larger than a frame is refused with a clear error', async () => {
+  const sink = new ForwardSink({ ...DEFAULTS, host: '127.0.0.1', port: 9, ackTimeoutMs: 200, maxFrameBytes: 4096, maxFramesInFlight: 1 }, silentLogger);
+  try {
+    await assert.rejects(sink.send(records(1, 8000), new AbortController().signal), (e: Error & { code?: string }) => e.code === 'RECORD_TOO_LARGE' && /Id id-0/.test(e.message));
+  } finally {
+    await sink.close();
+  }
+});
