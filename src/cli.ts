@@ -1,0 +1,111 @@
+#!/usr/bin/env -S node --import tsx
+/**
+ * m365-forward command line. Each command lives in src/commands/; this file only declares the
+ * commands and their flags (yargs) and turns results into exit codes.
+ */
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { checkCommand } from './commands/check.ts';
+import { demoCommand } from './commands/demo.ts';
+import { runCommand } from './commands/run.ts';
+import { simulateCommand } from './commands/simulate.ts';
+import { stateShowCommand, subscriptionsCommand } from './commands/admin.ts';
+import { CONTENT_TYPES } from './management-api/content-types.ts';
+
+const configOpt = { alias: 'c', type: 'string', demandOption: true, describe: 'collector config file (YAML)', requiresArg: true } as const;
+const overrideOpts = <T,>(y: Argv<T>) =>
+  y
+    .option('output', { choices: ['forward', 'stdout'] as const, describe: 'override output.type' })
+    .option('forward-host', { type: 'string', describe: 'override output.forward.host', requiresArg: true })
+    .option('forward-port', { type: 'number', describe: 'override output.forward.port', requiresArg: true })
+    .option('state', { type: 'string', describe: 'override state.path', requiresArg: true });
+
+let exitCode = 0;
+const done = (code: number) => {
+  exitCode = code;
+};
+
+await yargs(hideBin(process.argv))
+  .scriptName('m365-forward')
+  .usage('$0 <command> [options]\n\nMicrosoft 365 audit logs (Office 365 Management Activity API) into Fluent Bit or Vector over the Forward protocol.')
+  .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, describe: 'log level (logs go to stderr as JSON lines)' })
+  .command(
+    'run',
+    'poll the Management Activity API and forward every record (for ever, or --once)',
+    (y) =>
+      overrideOpts(y.option('config', configOpt).option('once', { type: 'boolean', default: false, describe: 'collect everything available now, wait for every ack and checkpoint, exit' })),
+    async (a) =>
+      done(await runCommand({ config: a.config, once: a.once, output: a.output, forwardHost: a['forward-host'], forwardPort: a['forward-port'], statePath: a.state, logLevel: a['log-level'] })),
+  )
+  .command(
+    'simulate',
+    'start the embedded Management API simulator (HTTPS on 127.0.0.1) and print a JSON line when ready',
+    (y) =>
+      y
+        .option('port', { type: 'number', default: 0, describe: 'port (0 = any free port)' })
+        .option('seed', { type: 'number', default: 1, describe: 'seed for deterministic data' })
+        .option('records', { type: 'number', default: 2000, describe: 'number of synthetic records' })
+        .option('corpus', { type: 'string', describe: 'serve exactly the records of this NDJSON file (one JSON object a line)', requiresArg: true })
+        .option('span', { type: 'number', default: 20, describe: 'spread the blobs over the past HOURS' })
+        .option('late', { type: 'number', default: 0, describe: 'FRACTION of blobs listed only some minutes after their contentCreated' })
+        .option('page-size', { type: 'number', describe: 'blobs per listing page before NextPageUri' })
+        .option('write-config', { type: 'string', describe: 'also write a collector config pointing at the simulator to FILE', requiresArg: true })
+        .option('state', { type: 'string', describe: 'state.path to put in the written config', requiresArg: true }),
+    async (a) =>
+      done(await simulateCommand({ port: a.port, seed: a.seed, records: a.records, corpus: a.corpus, span: a.span, late: a.late, pageSize: a['page-size'], writeConfig: a['write-config'], statePath: a.state })),
+  )
+  .command(
+    'demo',
+    'run the simulator and the collector together; print the routed records and a summary',
+    (y) =>
+      y
+        .option('records', { type: 'number', default: 60, describe: 'synthetic records to serve' })
+        .option('seed', { type: 'number', default: 1 })
+        .option('span', { type: 'number', default: 20, describe: 'hours of history' })
+        .option('late', { type: 'number', default: 0.1, describe: 'fraction of blobs listed late' })
+        .option('output', { choices: ['stdout', 'forward'] as const, default: 'stdout' as const, describe: 'print records, or send them to Fluent Bit' })
+        .option('forward-host', { type: 'string', default: '127.0.0.1' })
+        .option('forward-port', { type: 'number', default: 24224 }),
+    async (a) =>
+      done(await demoCommand({ records: a.records, seed: a.seed, span: a.span, late: a.late, output: a.output, forwardHost: a['forward-host'], forwardPort: a['forward-port'], logLevel: a['log-level'] })),
+  )
+  .command(
+    'check',
+    'validate the config, get a token, list subscriptions, measure clock skew, send one test record',
+    (y) => overrideOpts(y.option('config', configOpt)),
+    async (a) => done(await checkCommand({ config: a.config, output: a.output, forwardHost: a['forward-host'], forwardPort: a['forward-port'], statePath: a.state })),
+  )
+  .command('subscriptions', 'list, start or stop the API subscriptions of every configured tenant', (y) =>
+    y
+      .command('list', 'list subscriptions', (z) => z.option('config', configOpt), async (a) => done(await subscriptionsCommand('list', { config: a.config })))
+      .command(
+        'start',
+        'start subscriptions (already enabled is fine)',
+        (z) => z.option('config', configOpt).option('content-type', { choices: CONTENT_TYPES, describe: 'only this content type' }),
+        async (a) => done(await subscriptionsCommand('start', { config: a.config, contentType: a['content-type'] })),
+      )
+      .command(
+        'stop',
+        'stop subscriptions (content from before a later restart is lost for good)',
+        (z) => z.option('config', configOpt).option('content-type', { choices: CONTENT_TYPES, describe: 'only this content type' }),
+        async (a) => done(await subscriptionsCommand('stop', { config: a.config, contentType: a['content-type'] })),
+      )
+      .demandCommand(1, 'name a subcommand: list, start or stop'),
+  )
+  .command('state', 'inspect the checkpoint state', (y) =>
+    y.command('show', 'show every feed\'s checkpoint', (z) => z.option('config', configOpt), (a) => done(stateShowCommand({ config: a.config }))).demandCommand(1, 'name a subcommand: show'),
+  )
+  .demandCommand(1, 'name a command (see --help)')
+  .strict()
+  .recommendCommands()
+  .fail((msg, err, y) => {
+    if (err) throw err;
+    process.stderr.write(`${y.help() && ''}m365-forward: ${msg}\nRun with --help for usage.\n`);
+    process.exit(2);
+  })
+  .help()
+  .wrap(Math.min(110, process.stdout.columns || 100))
+  .parseAsync();
+
+// Let pending handles close on their own (sockets, timers); force the exit code, not the exit.
+process.exitCode = exitCode;

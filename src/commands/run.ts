@@ -1,0 +1,47 @@
+import { loadConfig, type ConfigOverrides } from '../config/load.ts';
+import { Collector } from '../polling/collector.ts';
+import { createSink } from '../sink/create-sink.ts';
+import { StateStore } from '../state/state-store.ts';
+import { EXIT, abortOnSignals, makeLogger, reportFatal } from './common.ts';
+
+export interface RunArgs extends ConfigOverrides {
+  config: string;
+  once: boolean;
+  logLevel?: string;
+}
+
+/** `run -c FILE [--once]`: poll for ever, or collect what is there now and exit. */
+export async function runCommand(args: RunArgs): Promise<number> {
+  const log = makeLogger(args.logLevel);
+  let config;
+  try {
+    config = loadConfig(args.config, args);
+  } catch (err) {
+    return reportFatal(err);
+  }
+  const sink = createSink(config, log);
+  let collector: Collector | undefined;
+  const ac = abortOnSignals(log);
+  try {
+    collector = new Collector({ config, sink, store: new StateStore(config.state.path), log });
+    log.info('starting', { tenants: config.tenants.length, feeds: collector.feeds.length, output: sink.description, state: config.state.path, once: args.once });
+    if (args.once) {
+      const s = await collector.runOnce(ac.signal);
+      const line = `delivered ${s.records} records in ${s.blobs} blobs from ${collector.feeds.length} feeds to ${sink.description}; checkpoint saved to ${config.state.path}`;
+      if (s.errors.length || s.parked || s.lost) {
+        process.stderr.write(`m365-forward: ${line}, but ${s.parked} blob(s) parked for retry, ${s.lost} lost, ${s.errors.length} feed error(s):\n${s.errors.map((e) => `  - ${e}`).join('\n')}\n`);
+        return EXIT.failed;
+      }
+      process.stderr.write(`m365-forward: ${line}\n`);
+      return EXIT.ok;
+    }
+    await collector.runForever(ac.signal);
+    return EXIT.ok;
+  } catch (err) {
+    if (ac.signal.aborted) return EXIT.ok;
+    return reportFatal(err);
+  } finally {
+    collector?.close();
+    await sink.close();
+  }
+}

@@ -1,0 +1,82 @@
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { simulatorConfigTree, simulatorConfigYaml } from '../config/simulator-config.ts';
+import { parseCorpus, startSimulator, type Simulator, type SimulatorOptions } from '../simulator/index.ts';
+import { CollectorError } from '../errors.ts';
+import { EXIT, reportFatal } from './common.ts';
+
+export interface SimulateArgs {
+  port: number;
+  seed: number;
+  records: number;
+  corpus?: string;
+  span: number;
+  late: number;
+  pageSize?: number;
+  writeConfig?: string;
+  statePath?: string;
+}
+
+/** Builds simulator options from command-line values, checking each with a clear message. */
+export function simulatorOptions(a: SimulateArgs): SimulatorOptions {
+  const problems: string[] = [];
+  if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) problems.push(`--port must be 0..65535, got ${a.port}`);
+  if (!Number.isInteger(a.records) || a.records < 0 || a.records > 5_000_000) problems.push(`--records must be an integer 0..5000000, got ${a.records}`);
+  if (!(a.span > 0 && a.span <= 7 * 24 - 1)) problems.push(`--span must be more than 0 and at most 167 hours (the API keeps 7 days), got ${a.span}`);
+  if (!(a.late >= 0 && a.late <= 1)) problems.push(`--late must be a fraction from 0 to 1, got ${a.late}`);
+  if (a.pageSize !== undefined && !(Number.isInteger(a.pageSize) && a.pageSize >= 1)) problems.push(`--page-size must be a positive integer, got ${a.pageSize}`);
+  let corpus;
+  if (a.corpus) {
+    try {
+      corpus = parseCorpus(readFileSync(a.corpus, 'utf8'), a.corpus);
+    } catch (err) {
+      problems.push(`--corpus: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length) throw new CollectorError('CONFIG_INVALID', problems.join('\n'), { fatal: true });
+  return { port: a.port, seed: a.seed, records: a.records, corpus, spanHours: a.span, lateFraction: a.late, pageSize: a.pageSize };
+}
+
+/** Writes the simulator's CA where a collector can read it; returns its path. */
+export function writeCa(sim: Simulator, dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const caFile = path.join(dir, 'simulator-ca.pem');
+  writeFileSync(caFile, sim.caPem);
+  return caFile;
+}
+
+/** `simulate`: the embedded Management API until SIGINT/SIGTERM; one JSON line on stdout when ready. */
+export async function simulateCommand(a: SimulateArgs): Promise<number> {
+  let sim: Simulator;
+  try {
+    sim = await startSimulator(simulatorOptions(a));
+  } catch (err) {
+    return reportFatal(err);
+  }
+  const dir = a.writeConfig ? path.dirname(path.resolve(a.writeConfig)) : mkdtempSync(path.join(os.tmpdir(), 'm365-forward-sim-'));
+  const caFile = writeCa(sim, dir);
+  const ready: Record<string, unknown> = {
+    apiUrl: sim.apiUrl,
+    loginUrl: sim.loginUrl,
+    tenantId: sim.tenantId,
+    clientId: sim.clientId,
+    clientSecret: sim.clientSecret,
+    caFile,
+    records: sim.blobs().reduce((n, b) => n + b.records.length, 0),
+    blobs: sim.blobs().length,
+  };
+  if (a.writeConfig) {
+    const file = path.resolve(a.writeConfig);
+    const tree = simulatorConfigTree({ ...sim, caFile }, { spanHours: a.span, statePath: a.statePath ?? path.join(dir, 'state', 'm365-forward.state.json') });
+    writeFileSync(file, simulatorConfigYaml(tree), { mode: 0o600 });
+    ready.configFile = file;
+  }
+  process.stdout.write(JSON.stringify(ready) + '\n');
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await sim.close();
+  return EXIT.ok;
+}

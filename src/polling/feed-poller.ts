@@ -1,0 +1,203 @@
+import type { Config, TenantConfig } from '../config/schema.ts';
+import { CollectorError, describeError } from '../errors.ts';
+import { ApiCallError, type ApiClient } from '../management-api/api-client.ts';
+import { AF_CODES } from '../management-api/af-codes.ts';
+import type { ContentType } from '../management-api/content-types.ts';
+import { formatListTime, parseApiTime } from '../management-api/dates.ts';
+import { fetchBlob } from '../management-api/fetch-blob.ts';
+import { listContent } from '../management-api/list-content.ts';
+import { startSubscription } from '../management-api/subscriptions.ts';
+import { recordTime, type Router } from '../sink/route.ts';
+import type { RoutedRecord, Sink } from '../sink/types.ts';
+import type { Clock } from '../support/clock.ts';
+import type { Logger } from '../support/logger.ts';
+import type { Semaphore } from '../support/semaphore.ts';
+import { backoffDelay } from './backoff.ts';
+import {
+  completeWindow,
+  dueRetries,
+  isDone,
+  markDelivered,
+  markLost,
+  park,
+  planWindows,
+  type BlobRef,
+  type FeedState,
+} from './checkpoint.ts';
+
+export interface FeedDeps {
+  config: Config;
+  tenant: TenantConfig;
+  contentType: ContentType;
+  api: ApiClient;
+  sink: Sink;
+  router: Router;
+  pool: Semaphore;
+  clock: Clock;
+  log: Logger;
+  state: FeedState;
+  /** Persists the whole state file (this feed's state is part of it). */
+  save: () => Promise<void>;
+}
+
+/** Counters that live only in memory, for status records. */
+export interface FeedCounters {
+  timeFallbacks: number;
+  throttled: number;
+  lastPollAt?: number;
+  lastSuccessAt?: number;
+  subscribed: boolean;
+}
+
+export interface PollResult {
+  /** Windows listed and completed in this poll. */
+  windows: number;
+  blobs: number;
+  records: number;
+  /** Blobs that failed in this poll and went to the retry queue. */
+  parked: number;
+  lost: number;
+  /** Set when the poll could not finish (listing failed); the cursor stayed where it was. */
+  error?: CollectorError;
+}
+
+/**
+ * One feed: (tenant, content type). A poll: retry what is due in the retry queue, then list each
+ * window from `cursor - overlap` to `end`, deliver every blob not yet done, and move the cursor
+ * over a window once all its blobs are delivered (or parked). The loop only carries out the
+ * decisions of checkpoint.ts.
+ */
+export class FeedPoller {
+  readonly counters: FeedCounters = { timeFallbacks: 0, throttled: 0, subscribed: false };
+  readonly log: Logger;
+  constructor(readonly deps: FeedDeps) {
+    this.log = deps.log.child({ tenant: deps.tenant.name, contentType: deps.contentType });
+  }
+
+  get state(): FeedState {
+    return this.deps.state;
+  }
+
+  async poll(end: number, signal: AbortSignal): Promise<PollResult> {
+    const d = this.deps;
+    const result: PollResult = { windows: 0, blobs: 0, records: 0, parked: 0, lost: 0 };
+    this.counters.lastPollAt = d.clock();
+    await this.#retryDue(result, signal);
+    const windows = planWindows(this.state.cursor, end, d.config.polling.overlapMs, d.clock());
+    for (const w of windows) {
+      let blobs: BlobRef[];
+      try {
+        blobs = await this.#list(w.start, w.end, signal);
+      } catch (err) {
+        if (signal.aborted) throw signal.reason;
+        const e = err instanceof CollectorError ? err : new CollectorError('API_ERROR', describeError(err), { cause: err });
+        if (e.fatal) throw e;
+        this.state.lastError = describeError(e);
+        if (e.code === 'API_THROTTLED') this.counters.throttled++;
+        this.log.warn('listing failed; the cursor stays, the next poll tries again', { window: `${formatListTime(w.start)}..${formatListTime(w.end)}`, error: describeError(e) });
+        result.error = e;
+        await d.save();
+        return result;
+      }
+      const todo = this.#select(blobs, result);
+      await Promise.all(todo.map((b) => this.#deliverOrPark(b, result, signal)));
+      signal.throwIfAborted();
+      completeWindow(this.state, w.end, d.config.polling.overlapMs);
+      result.windows++;
+      await d.save();
+    }
+    if (!result.error) this.counters.lastSuccessAt = d.clock();
+    return result;
+  }
+
+  /** Lists one window; starts the subscription when the API says there is none (AF20022/AF20023). */
+  async #list(start: number, end: number, signal: AbortSignal): Promise<BlobRef[]> {
+    const d = this.deps;
+    try {
+      return await listContent(d.api, d.contentType, start, end, signal);
+    } catch (err) {
+      if (!(err instanceof ApiCallError) || err.action !== 'subscribe') throw err;
+      const how = await startSubscription(d.api, d.contentType, signal);
+      this.counters.subscribed = true;
+      this.log.info('subscription started', { result: how, after: err.apiCode });
+      return await listContent(d.api, d.contentType, start, end, signal);
+    }
+  }
+
+  /** Drops blobs already done (overlap re-listing, restarts) and expired ones (counted as lost). */
+  #select(blobs: BlobRef[], result: PollResult): BlobRef[] {
+    const now = this.deps.clock();
+    const seen = new Set<string>();
+    const todo: BlobRef[] = [];
+    for (const b of blobs) {
+      if (seen.has(b.contentId) || isDone(this.state, b.contentId)) continue;
+      seen.add(b.contentId);
+      const exp = parseApiTime(b.contentExpiration);
+      if (exp !== undefined && exp <= now) {
+        this.#lose(b, `blob ${b.contentId} expired at ${b.contentExpiration} before it could be fetched`, result);
+        continue;
+      }
+      todo.push(b);
+    }
+    // Oldest first, as the API lists them; ties by id so the order is deterministic (§3.4).
+    return todo.sort((a, b) => (parseApiTime(a.contentCreated)! - parseApiTime(b.contentCreated)!) || (a.contentId < b.contentId ? -1 : 1));
+  }
+
+  #lose(b: BlobRef, reason: string, result: PollResult): void {
+    markLost(this.state, b.contentId, reason);
+    // Keep it in the done-set too, so the overlap re-listing does not count it twice.
+    this.state.done[b.contentId] = parseApiTime(b.contentCreated) ?? this.deps.clock();
+    result.lost++;
+    this.log.error('content lost', { contentId: b.contentId, reason });
+  }
+
+  async #retryDue(result: PollResult, signal: AbortSignal): Promise<void> {
+    const now = this.deps.clock();
+    for (const r of dueRetries(this.state, now)) {
+      const exp = parseApiTime(r.contentExpiration);
+      if (exp !== undefined && exp <= now) {
+        this.#lose(r, `blob ${r.contentId} expired at ${r.contentExpiration} after ${r.attempts} failed attempt(s); last error: ${r.lastError}`, result);
+        continue;
+      }
+      await this.#deliverOrPark(r, result, signal);
+    }
+    if (result.lost) await this.deps.save();
+  }
+
+  async #deliverOrPark(b: BlobRef, result: PollResult, signal: AbortSignal): Promise<void> {
+    const d = this.deps;
+    const release = await d.pool.acquire(signal);
+    try {
+      const records = await fetchBlob(d.api, b.contentUri, b.contentId, signal);
+      const createdMs = parseApiTime(b.contentCreated)!;
+      const routed: RoutedRecord[] = records.map((record) => {
+        const t = recordTime(record, createdMs);
+        if (!t.fromRecord) this.counters.timeFallbacks++;
+        return { tag: d.router.tagFor(record, d.contentType), timeMs: t.ms, record };
+      });
+      await d.sink.send(routed, signal);
+      markDelivered(this.state, b, createdMs, records.length);
+      result.blobs++;
+      result.records += records.length;
+      await d.save();
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      // Tenant-wide problems (token refused, permission missing) stop the poll; a problem with
+      // this one blob (bad body, odd 4xx, record too large) parks the blob and the feed goes on.
+      if (err instanceof CollectorError && err.fatal && (err.code === 'AUTH_FAILED' || (err.apiCode !== undefined && AF_CODES[err.apiCode]?.action === 'fatal'))) throw err;
+      if (err instanceof ApiCallError && err.action === 'gone') {
+        this.#lose(b, `${describeError(err)}`, result);
+      } else {
+        if (err instanceof CollectorError && err.code === 'API_THROTTLED') this.counters.throttled++;
+        const prev = this.state.retry.find((r) => r.contentId === b.contentId)?.attempts ?? 0;
+        const delay = backoffDelay(prev, { baseMs: 60_000, maxMs: 3_600_000 });
+        park(this.state, b, describeError(err), d.clock(), delay);
+        result.parked++;
+        this.log.warn('blob parked in the retry queue', { contentId: b.contentId, retryInMs: delay, error: describeError(err) });
+      }
+      await d.save();
+    } finally {
+      release();
+    }
+  }
+}

@@ -1,0 +1,126 @@
+import { mkdirSync, openSync, closeSync, fsyncSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { CollectorError } from '../errors.ts';
+import type { FeedState, RetryEntry } from '../polling/checkpoint.ts';
+
+/**
+ * The state file: one JSON document holding every feed's checkpoint, keyed "tenant/contentType".
+ * Written atomically (temp file, fsync, rename, fsync of the folder) so a crash at any moment
+ * leaves either the old or the new state, never a torn one. A file that cannot be read or
+ * understood stops the collector with an error naming what is wrong: it is never overwritten,
+ * since it holds the only record of what was already delivered.
+ */
+export const STATE_VERSION = 1;
+
+export interface StateFile {
+  version: number;
+  feeds: Record<string, FeedState>;
+}
+
+export function feedKey(tenantName: string, contentType: string): string {
+  return `${tenantName}/${contentType}`;
+}
+
+export class StateStore {
+  #writing: Promise<void> = Promise.resolve();
+  constructor(readonly file: string) {}
+
+  /** Reads the state; a missing file is an empty state. */
+  load(): StateFile {
+    let text: string;
+    try {
+      text = readFileSync(this.file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { version: STATE_VERSION, feeds: {} };
+      throw new CollectorError('STATE_IO', `cannot read state file ${this.file}: ${(err as Error).message}`, { fatal: true });
+    }
+    return parseState(text, this.file);
+  }
+
+  /** Writes the state atomically. Calls are serialized; each writes the snapshot it was given. */
+  save(state: StateFile): Promise<void> {
+    const text = JSON.stringify(state, null, 1) + '\n';
+    const run = this.#writing.then(() => writeAtomic(this.file, text));
+    this.#writing = run.catch(() => {});
+    return run;
+  }
+}
+
+function writeAtomic(file: string, text: string): void {
+  const dir = path.dirname(file);
+  try {
+    mkdirSync(dir, { recursive: true });
+    const tmp = `${file}.${process.pid}.tmp`;
+    const fd = openSync(tmp, 'w', 0o600);
+    try {
+      writeFileSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+    // fsync the folder so the rename itself survives a power loss.
+    const dfd = openSync(dir, 'r');
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
+  } catch (err) {
+    throw new CollectorError('STATE_IO', `cannot write state file ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** Parses and checks a state document; every problem names the key that is wrong. */
+export function parseState(text: string, file: string): StateFile {
+  const bad = (what: string) =>
+    new CollectorError(
+      'STATE_CORRUPT',
+      `state file ${file} is not usable: ${what}. It was left untouched; fix or move it away (the collector then starts from polling.initial_lookback and may re-send or miss content).`,
+      { fatal: true },
+    );
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw bad(`not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw bad('the top level is not an object');
+  const d = doc as Record<string, unknown>;
+  if (d.version !== STATE_VERSION) throw bad(`version is ${JSON.stringify(d.version)}, this collector reads version ${STATE_VERSION}`);
+  if (typeof d.feeds !== 'object' || d.feeds === null || Array.isArray(d.feeds)) throw bad('"feeds" is not an object');
+  const feeds: Record<string, FeedState> = {};
+  for (const [key, raw] of Object.entries(d.feeds as Record<string, unknown>)) {
+    const at = `feeds["${key}"]`;
+    if (typeof raw !== 'object' || raw === null) throw bad(`${at} is not an object`);
+    const f = raw as Record<string, unknown>;
+    const num = (k: string) => {
+      if (typeof f[k] !== 'number' || !Number.isFinite(f[k])) throw bad(`${at}.${k} is not a number`);
+      return f[k] as number;
+    };
+    if (typeof f.done !== 'object' || f.done === null || Array.isArray(f.done)) throw bad(`${at}.done is not an object`);
+    for (const [id, v] of Object.entries(f.done as Record<string, unknown>)) {
+      if (typeof v !== 'number') throw bad(`${at}.done["${id}"] is not a number`);
+    }
+    if (!Array.isArray(f.retry)) throw bad(`${at}.retry is not a list`);
+    (f.retry as unknown[]).forEach((r, i) => {
+      const e = r as Record<string, unknown>;
+      for (const k of ['contentType', 'contentId', 'contentUri', 'contentCreated', 'contentExpiration', 'lastError']) {
+        if (typeof e?.[k] !== 'string') throw bad(`${at}.retry[${i}].${k} is not a string`);
+      }
+      for (const k of ['attempts', 'nextAttemptAt']) {
+        if (typeof e?.[k] !== 'number') throw bad(`${at}.retry[${i}].${k} is not a number`);
+      }
+    });
+    feeds[key] = {
+      cursor: num('cursor'),
+      done: f.done as Record<string, number>,
+      retry: f.retry as RetryEntry[],
+      blobsDelivered: num('blobsDelivered'),
+      recordsDelivered: num('recordsDelivered'),
+      lost: num('lost'),
+      ...(typeof f.lastError === 'string' ? { lastError: f.lastError } : {}),
+    };
+  }
+  return { version: STATE_VERSION, feeds };
+}

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { formatListTime, parseApiTime } from '../../src/management-api/dates.ts';
+import { classifyApiError } from '../../src/management-api/af-codes.ts';
+import { parseContentList } from '../../src/management-api/list-content.ts';
+import { backoffDelay } from '../../src/polling/backoff.ts';
+import { createRouter, recordTime } from '../../src/sink/route.ts';
+
+test('CreationTime without a zone is UTC, never local time', () => {
+  assert.equal(parseApiTime('2015-06-29T20:03:19'), Date.UTC(2015, 5, 29, 20, 3, 19));
+  assert.equal(parseApiTime('2015-06-29T20:03:19Z'), Date.UTC(2015, 5, 29, 20, 3, 19));
+  assert.equal(parseApiTime('2017-10-13T18:00:51.748Z'), Date.UTC(2017, 9, 13, 18, 0, 51, 748));
+  assert.equal(parseApiTime('2015-06-29T20:03:19.1234567'), Date.UTC(2015, 5, 29, 20, 3, 19, 123));
+  assert.equal(parseApiTime('2015-06-29T22:03:19+02:00'), Date.UTC(2015, 5, 29, 20, 3, 19));
+  assert.equal(parseApiTime('2015-06-29'), Date.UTC(2015, 5, 29));
+  for (const bad of ['', 'yesterday', '2015-13-01T00:00:00', '2015-02-30T00:00:00', 42, null]) {
+    assert.equal(parseApiTime(bad), undefined, String(bad));
+  }
+  assert.equal(formatListTime(Date.UTC(2026, 0, 2, 3, 4, 5, 678)), '2026-01-02T03:04:05');
+});
+
+test('routing: tag from Workload, SharePoint and OneDrive apart, fallback by content type', () => {
+  const r = createRouter('cloud.office365.management.{table}', { 'Dynamics 365': 'crm' });
+  assert.equal(r.tagFor({ Workload: 'Exchange' }, 'Audit.Exchange'), 'cloud.office365.management.exchange');
+  assert.equal(r.tagFor({ Workload: 'AzureActiveDirectory' }, 'Audit.AzureActiveDirectory'), 'cloud.office365.management.azureactivedirectory');
+  assert.equal(r.tagFor({ Workload: 'SharePoint' }, 'Audit.SharePoint'), 'cloud.office365.management.sharepoint');
+  assert.equal(r.tagFor({ Workload: 'OneDrive' }, 'Audit.SharePoint'), 'cloud.office365.management.onedrive');
+  assert.equal(r.tagFor({ Workload: 'MicrosoftTeams' }, 'Audit.General'), 'cloud.office365.management.microsoftteams');
+  assert.equal(r.tagFor({ Workload: 'Dynamics 365' }, 'Audit.General'), 'cloud.office365.management.crm');
+  assert.equal(r.tagFor({ Workload: 'Exchange Online' }, 'Audit.Exchange'), 'cloud.office365.management.exchangeonline');
+  assert.equal(r.tagFor({}, 'DLP.All'), 'cloud.office365.management.dlp');
+  assert.equal(r.tagFor({ Workload: '' }, 'Audit.General'), 'cloud.office365.management.general');
+  assert.equal(r.tagFor({ Workload: 42 }, 'Audit.General'), 'cloud.office365.management.general');
+  assert.equal(r.tagFor({ Workload: '---' }, 'Audit.SharePoint'), 'cloud.office365.management.sharepoint');
+});
+
+test('record time: CreationTime, else the blob time (never now)', () => {
+  assert.deepEqual(recordTime({ CreationTime: '2020-02-07T20:49:49' }, 5), { ms: Date.UTC(2020, 1, 7, 20, 49, 49), fromRecord: true });
+  assert.deepEqual(recordTime({ CreationTime: 'garbage' }, 5), { ms: 5, fromRecord: false });
+  assert.deepEqual(recordTime({}, 7), { ms: 7, fromRecord: false });
+});
+
+test('API errors are classified by the AF table, then by status', () => {
+  assert.equal(classifyApiError(400, 'AF20022'), 'subscribe');
+  assert.equal(classifyApiError(400, 'AF20023'), 'subscribe');
+  assert.equal(classifyApiError(403, 'AF429'), 'throttled');
+  assert.equal(classifyApiError(429, undefined), 'throttled');
+  assert.equal(classifyApiError(400, 'AF20051'), 'gone');
+  assert.equal(classifyApiError(400, 'AF20055'), 'window');
+  assert.equal(classifyApiError(401, 'AF10001'), 'fatal');
+  assert.equal(classifyApiError(401, undefined), 'reauth');
+  assert.equal(classifyApiError(500, 'AF50000'), 'retry');
+  assert.equal(classifyApiError(503, undefined), 'retry');
+  assert.equal(classifyApiError(400, 'AF99999'), 'fatal');
+});
+
+test('backoff grows, is capped, has jitter, honours Retry-After', () => {
+  const mid = () => 1; // no jitter reduction
+  assert.equal(backoffDelay(0, { baseMs: 1000, maxMs: 60_000, random: mid }), 1000);
+  assert.equal(backoffDelay(3, { baseMs: 1000, maxMs: 60_000, random: mid }), 8000);
+  assert.equal(backoffDelay(30, { baseMs: 1000, maxMs: 60_000, random: mid }), 60_000);
+  assert.equal(backoffDelay(3, { baseMs: 1000, maxMs: 60_000, random: () => 0 }), 4000);
+  assert.equal(backoffDelay(0, { retryAfterSeconds: 7 }), 7000);
+});
+
+test('content listing items are validated, naming the item and field', () => {
+  const ok = parseContentList([{ contentType: 'Audit.Exchange', contentId: 'a$b', contentUri: 'https://m/x', contentCreated: '2026-01-01T00:00:00.000Z', contentExpiration: '2026-01-08T00:00:00.000Z' }], 'list');
+  assert.equal(ok[0]!.contentId, 'a$b');
+  assert.throws(() => parseContentList({ error: 1 }, 'list X'), /list X: expected a JSON array/);
+  assert.throws(() => parseContentList([{ contentId: 'a', contentUri: 'https://m/x', contentCreated: 'nope' }], 'list'), /item 0 has no valid contentCreated/);
+  assert.throws(() => parseContentList([{ contentId: 'a', contentUri: 'ftp://m/x', contentCreated: '2026-01-01' }], 'list'), /contentUri/);
+});
