@@ -50,9 +50,16 @@ await yargs(hideBin(process.argv))
         .option('late', { type: 'number', default: 0, describe: 'FRACTION of blobs listed only some minutes after their contentCreated' })
         .option('page-size', { type: 'number', describe: 'blobs per listing page before NextPageUri' })
         .option('write-config', { type: 'string', describe: 'also write a collector config pointing at the simulator to FILE', requiresArg: true })
-        .option('state', { type: 'string', describe: 'state.path to put in the written config', requiresArg: true }),
+        .option('state', { type: 'string', describe: 'state.path to put in the written config', requiresArg: true })
+        .option('credential', { choices: ['secret', 'certificate'] as const, default: 'secret' as const, describe: 'credential in the written config (certificate: a fresh key pair beside it, registered with the simulator)' })
+        .option('client-certificate', { type: 'string', array: true, describe: 'PEM certificate FILE to register on the simulated app (repeatable)', requiresArg: true }),
     async (a) =>
-      done(await simulateCommand({ port: a.port, seed: a.seed, records: a.records, corpus: a.corpus, span: a.span, late: a.late, pageSize: a['page-size'], writeConfig: a['write-config'], statePath: a.state })),
+      done(
+        await simulateCommand({
+          port: a.port, seed: a.seed, records: a.records, corpus: a.corpus, span: a.span, late: a.late, pageSize: a['page-size'],
+          writeConfig: a['write-config'], statePath: a.state, credential: a.credential, clientCertificates: a['client-certificate'],
+        }),
+      ),
   )
   .command(
     'demo',

@@ -58,7 +58,7 @@ export async function demoCommand(a: DemoArgs): Promise<number> {
     }
     const lines = [
       '',
-      `demo summary: ${s.records} records in ${s.blobs} blobs from ${collector.feeds.length} feeds (simulated tenant ${sim.tenantId}) sent to ${sink.description}, every one acknowledged and checkpointed`,
+      `demo summary: ${s.records} records in ${s.blobs} blobs from ${collector.feeds.length} feeds (simulated tenant ${sim.tenantId}) sent to ${sink.description}, every one ${config.output.type === "forward" ? "acknowledged" : "written"} and checkpointed`,
       ...[...byTag.entries()].sort().map(([t, n]) => `  ${String(n).padStart(6)}  ${t}`),
       `  ${String(collector.feeds.length).padStart(6)}  ${config.status.tag} (status records, one per feed)`,
     ];

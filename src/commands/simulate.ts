@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { simulatorConfigTree, simulatorConfigYaml } from '../config/simulator-config.ts';
-import { parseCorpus, startSimulator, type Simulator, type SimulatorOptions } from '../simulator/index.ts';
+import { generateClientCertificate, parseCorpus, startSimulator, type Simulator, type SimulatorOptions } from '../simulator/index.ts';
 import { CollectorError } from '../errors.ts';
 import { EXIT, reportFatal } from './common.ts';
 
@@ -16,6 +16,10 @@ export interface SimulateArgs {
   pageSize?: number;
   writeConfig?: string;
   statePath?: string;
+  /** Credential in the written config: the simulator's client secret, or a fresh certificate. */
+  credential?: 'secret' | 'certificate';
+  /** PEM certificates to register on the simulated app (for a key pair you made yourself). */
+  clientCertificates?: string[];
 }
 
 /** Builds simulator options from command-line values, checking each with a clear message. */
@@ -34,14 +38,25 @@ export function simulatorOptions(a: SimulateArgs): SimulatorOptions {
       problems.push(`--corpus: ${(err as Error).message}`);
     }
   }
+  const clientCertificates: string[] = [];
+  for (const f of a.clientCertificates ?? []) {
+    try {
+      const pem = readFileSync(f, 'utf8');
+      if (!pem.includes('-----BEGIN CERTIFICATE-----')) problems.push(`--client-certificate ${f}: holds no PEM certificate`);
+      else clientCertificates.push(pem);
+    } catch (err) {
+      problems.push(`--client-certificate ${f}: ${(err as Error).message}`);
+    }
+  }
+  if (a.credential === 'certificate' && !a.writeConfig) problems.push('--credential certificate needs --write-config (the key pair is written next to the config)');
   if (problems.length) throw new CollectorError('CONFIG_INVALID', problems.join('\n'), { fatal: true });
-  return { port: a.port, seed: a.seed, records: a.records, corpus, spanHours: a.span, lateFraction: a.late, pageSize: a.pageSize };
+  return { port: a.port, seed: a.seed, records: a.records, corpus, spanHours: a.span, lateFraction: a.late, pageSize: a.pageSize, clientCertificates };
 }
 
 /** Writes the simulator's CA where a collector can read it; returns its path. */
-export function writeCa(sim: Simulator, dir: string): string {
+export function writeCa(sim: Simulator, dir: string, prefix = 'simulator'): string {
   mkdirSync(dir, { recursive: true });
-  const caFile = path.join(dir, 'simulator-ca.pem');
+  const caFile = path.join(dir, `${prefix}-ca.pem`);
   writeFileSync(caFile, sim.caPem);
   return caFile;
 }
@@ -55,7 +70,9 @@ export async function simulateCommand(a: SimulateArgs): Promise<number> {
     return reportFatal(err);
   }
   const dir = a.writeConfig ? path.dirname(path.resolve(a.writeConfig)) : mkdtempSync(path.join(os.tmpdir(), 'm365-forward-sim-'));
-  const caFile = writeCa(sim, dir);
+  // Files beside the config are named after it, so several simulators can share a folder.
+  const prefix = a.writeConfig ? path.basename(a.writeConfig).replace(/\.ya?ml$/i, '') : 'simulator';
+  const caFile = writeCa(sim, dir, prefix);
   const ready: Record<string, unknown> = {
     apiUrl: sim.apiUrl,
     loginUrl: sim.loginUrl,
@@ -68,7 +85,20 @@ export async function simulateCommand(a: SimulateArgs): Promise<number> {
   };
   if (a.writeConfig) {
     const file = path.resolve(a.writeConfig);
-    const tree = simulatorConfigTree({ ...sim, caFile }, { spanHours: a.span, statePath: a.statePath ?? path.join(dir, 'state', 'm365-forward.state.json') });
+    const tree = simulatorConfigTree({ ...sim, caFile }, { spanHours: a.span, statePath: a.statePath ?? path.join(dir, `${prefix}.state.json`) });
+    if (a.credential === 'certificate') {
+      // A throwaway key pair for trying certificate auth: written beside the config (0600), never committed.
+      const cert = await generateClientCertificate({ commonName: 'm365-forward simulator client' });
+      const keyFile = path.join(dir, `${prefix}-client.key`);
+      const certFile = path.join(dir, `${prefix}-client.crt`);
+      writeFileSync(keyFile, cert.keyPem, { mode: 0o600 });
+      writeFileSync(certFile, cert.certPem);
+      sim.registerCertificate(cert.certPem);
+      const tenant = (tree.tenants as Record<string, unknown>[])[0]!;
+      delete tenant.client_secret;
+      tenant.certificate = { private_key_file: keyFile, certificate_file: certFile };
+      ready.certificateFile = certFile;
+    }
     writeFileSync(file, simulatorConfigYaml(tree), { mode: 0o600 });
     ready.configFile = file;
   }

@@ -4,7 +4,7 @@ import type { TokenProvider } from '../auth/token-provider.ts';
 import { CollectorError, describeError } from '../errors.ts';
 import { backoffDelay } from '../polling/backoff.ts';
 import type { Logger } from '../support/logger.ts';
-import { sleep } from '../support/sleep.ts';
+import { sleep, timeoutSignal } from '../support/sleep.ts';
 import { AF_CODES, classifyApiError, type ErrorAction } from './af-codes.ts';
 
 /** An error response of the API, with the action its AF code / status calls for. */
@@ -79,6 +79,7 @@ export class ApiClient {
     for (let attempt = 0; ; attempt++) {
       signal.throwIfAborted();
       let err: CollectorError;
+      const t = timeoutSignal(signal, this.opts.timeoutMs, what);
       try {
         const token = await this.opts.tokens.getToken({ forceRefresh: refreshed && attempt > 0 });
         const res = await fetch(target, {
@@ -90,7 +91,7 @@ export class ApiClient {
           },
           body: method === 'POST' ? '' : undefined,
           agent: this.opts.agent,
-          signal: AbortSignal.any([signal, AbortSignal.timeout(this.opts.timeoutMs)]),
+          signal: t.signal,
         });
         const parsed = await readResponse(res, what);
         const date = Date.parse(res.headers.get('date') ?? '');
@@ -115,6 +116,8 @@ export class ApiClient {
           err = new CollectorError('API_UNAVAILABLE', `${what}: ${m}${tlsProblem ? ' (TLS: set api.ca_file to the CA that signs this server, e.g. a TLS-inspecting proxy)' : ''}`, { fatal: tlsProblem, cause: e });
           if (tlsProblem) throw err;
         }
+      } finally {
+        t.done();
       }
       // Only transient failures are retried here; subscribe / gone / window go back to the caller at once.
       const transient = !(err instanceof ApiCallError) || ['retry', 'throttled', 'reauth'].includes(err.action);

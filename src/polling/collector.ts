@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type https from 'node:https';
 import { createTokenProvider, type TokenProvider } from '../auth/token-provider.ts';
 import type { Config, TenantConfig } from '../config/schema.ts';
@@ -106,6 +107,7 @@ export class Collector {
    * and checkpointed, and returns what happened. Feeds run side by side.
    */
   async runOnce(signal: AbortSignal): Promise<RunSummary> {
+    setMaxListeners(0, signal); // every in-flight request and wait listens to the one stop signal
     await this.authenticate();
     const end = this.clock();
     const results = await Promise.all(this.feeds.map((f) => this.#pollFeed(f, end, signal)));
@@ -115,6 +117,7 @@ export class Collector {
 
   /** Polls for ever (until `signal` aborts), status records at their interval. */
   async runForever(signal: AbortSignal): Promise<void> {
+    setMaxListeners(0, signal);
     await this.authenticate();
     const statusLoop = (async () => {
       while (!signal.aborted) {

@@ -1,0 +1,207 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parse as parseYaml, stringify } from 'yaml';
+import { generateClientCertificate } from '../../src/simulator/index.ts';
+import { repoRoot, runCli, spawnCli, startSimulateProcess } from '../helpers/cli.ts';
+import { startForwardReceiver, type ForwardReceiver } from '../helpers/forward-receiver.ts';
+
+const STATUS = 'm365forward.status';
+const audit = (rx: ForwardReceiver) => rx.entries.filter((e) => e.tag !== STATUS);
+let dir: string;
+before(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'm365-proc-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('simulate + run --once as separate processes', () => {
+  let sim: Awaited<ReturnType<typeof startSimulateProcess>>;
+  let rx: ForwardReceiver;
+  let configFile: string;
+  before(async () => {
+    rx = await startForwardReceiver();
+    configFile = path.join(dir, 'sim.yaml');
+    sim = await startSimulateProcess(['--records', '3000', '--seed', '3', '--late', '0.2', '--page-size', '10', '--write-config', configFile]);
+  });
+  after(async () => {
+    await sim?.stop();
+    await rx?.close();
+  });
+
+  test('the ready line and the written config', () => {
+    for (const k of ['apiUrl', 'loginUrl', 'tenantId', 'clientId', 'clientSecret', 'caFile']) assert.ok(sim.ready[k], `ready line has ${k}`);
+    assert.match(sim.ready.apiUrl, /^https:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(sim.ready.configFile, configFile);
+    assert.ok(existsSync(sim.ready.caFile));
+  });
+
+  test('run --once collects every record once; a second run sends nothing', async () => {
+    const first = await runCli(['run', '-c', configFile, '--once', '--forward-port', String(rx.port)]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /delivered 3000 records/);
+    const ids = new Set(audit(rx).map((e) => e.record.Id));
+    assert.equal(audit(rx).length, 3000);
+    assert.equal(ids.size, 3000);
+    const second = await runCli(['run', '-c', configFile, '--once', '--forward-port', String(rx.port)]);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /delivered 0 records/);
+    assert.equal(audit(rx).length, 3000);
+    assert.equal(rx.entries.filter((e) => e.tag === STATUS).length, 10, 'five status records per run');
+  });
+
+  test('state show and check', async () => {
+    const show = await runCli(['state', 'show', '-c', configFile]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /simulator\/Audit.Exchange: cursor .*records delivered/);
+    const check = await runCli(['check', '-c', configFile, '--forward-port', String(rx.port)]);
+    assert.equal(check.code, 0, check.stdout + check.stderr);
+    assert.match(check.stdout, /^ok +config/m);
+    assert.match(check.stdout, /ok +tenant simulator token: granted roles: ActivityFeed.Read/);
+    assert.match(check.stdout, /ok +tenant simulator subscriptions: Audit.AzureActiveDirectory=enabled/);
+    assert.match(check.stdout, /ok +tenant simulator clock skew/);
+    assert.match(check.stdout, /ok +output: forward tcp:\/\/127.0.0.1:\d+: test record on tag m365forward.status acknowledged/);
+    assert.ok(!check.stdout.includes(sim.ready.clientSecret), 'the secret is never printed');
+  });
+
+  test('a wrong secret: clear error, exit 3, nothing emitted, state untouched', async () => {
+    const cfg = parseYaml(readFileSync(configFile, 'utf8'));
+    cfg.tenants[0].client_secret = 'wrong-secret-value-123';
+    cfg.state.path = path.join(dir, 'wrong-secret-state.json');
+    const bad = path.join(dir, 'wrong-secret.yaml');
+    writeFileSync(bad, stringify(cfg));
+    const before = rx.entries.length;
+    const r = await runCli(['run', '-c', bad, '--once', '--forward-port', String(rx.port)]);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /cannot get a token for tenant simulator.*invalid_client.*AADSTS7000215/s);
+    assert.ok(!r.stderr.includes('wrong-secret-value-123'), 'the secret is not echoed');
+    assert.equal(rx.entries.length, before, 'nothing emitted');
+    assert.ok(!existsSync(cfg.state.path), 'state untouched');
+  });
+
+  test('an invalid config: every problem with its key path, exit 2', async () => {
+    const bad = path.join(dir, 'bad.yaml');
+    writeFileSync(bad, 'tenants:\n  - tenant_id: nope\n    client_id: 1\noutput:\n  type: kafka\n');
+    const r = await runCli(['run', '-c', bad, '--once']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /tenants\[0\]\.tenant_id: must be a GUID/);
+    assert.match(r.stderr, /tenants\[0\]\.client_id: must be a non-empty string/);
+    assert.match(r.stderr, /output\.type: must be "forward" or "stdout"/);
+  });
+});
+
+describe('certificate credential', () => {
+  test('works end to end; an unregistered certificate is refused with exit 3', async () => {
+    const rx = await startForwardReceiver();
+    const configFile = path.join(dir, 'cert.yaml');
+    const sim = await startSimulateProcess(['--records', '200', '--credential', 'certificate', '--write-config', configFile]);
+    try {
+      const ok = await runCli(['run', '-c', configFile, '--once', '--forward-port', String(rx.port)]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(audit(rx).length, 200);
+
+      // A key pair the app does not know: the simulator checks the assertion against registered certificates.
+      const other = await generateClientCertificate();
+      writeFileSync(path.join(dir, 'other.key'), other.keyPem, { mode: 0o600 });
+      writeFileSync(path.join(dir, 'other.crt'), other.certPem);
+      const cfg = parseYaml(readFileSync(configFile, 'utf8'));
+      cfg.tenants[0].certificate = { private_key_file: path.join(dir, 'other.key'), certificate_file: path.join(dir, 'other.crt') };
+      cfg.state.path = path.join(dir, 'other-state.json');
+      const bad = path.join(dir, 'other.yaml');
+      writeFileSync(bad, stringify(cfg));
+      const before = rx.entries.length;
+      const r = await runCli(['run', '-c', bad, '--once', '--forward-port', String(rx.port)]);
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, /AADSTS700027/);
+      assert.ok(!r.stderr.includes('PRIVATE KEY'));
+      assert.equal(rx.entries.length, before);
+      assert.ok(!existsSync(cfg.state.path));
+    } finally {
+      await sim.stop();
+      await rx.close();
+    }
+  });
+});
+
+describe('--corpus', () => {
+  async function corpusRoundTrip(file: string, expected: Record<string, unknown>[]) {
+    const rx = await startForwardReceiver();
+    const configFile = path.join(dir, `corpus-${path.basename(file)}.yaml`);
+    const sim = await startSimulateProcess(['--corpus', file, '--late', '0.3', '--write-config', configFile]);
+    try {
+      const r = await runCli(['run', '-c', configFile, '--once', '--forward-port', String(rx.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      const got = audit(rx).map((e) => JSON.stringify(e.record)).sort();
+      const want = expected.map((e) => JSON.stringify(e)).sort();
+      assert.deepEqual(got, want, 'exactly the corpus records, each once, unchanged');
+      for (const e of audit(rx)) assert.match(e.tag, /^cloud\.office365\.management\.[a-z0-9]+$/);
+    } finally {
+      await sim.stop();
+      await rx.close();
+    }
+  }
+
+  test('a corpus file of records is served and collected exactly', async () => {
+    const recs = Array.from({ length: 500 }, (_, i) => ({
+      Id: `c-${i}`,
+      CreationTime: new Date(Date.now() - (i + 1) * 60_000).toISOString().slice(0, 19),
+      Workload: ['Exchange', 'SharePoint', 'OneDrive', 'AzureActiveDirectory', 'MicrosoftTeams', 'PowerBI'][i % 6],
+      RecordType: 1 + (i % 20),
+      Operation: i % 50 === 0 ? 'DlpRuleMatch' : 'Op',
+      Nested: { list: [i, null, {}, []], text: 'tab\there "quoted" ü 🚀' },
+      Big: 2 ** 53 - 1 - i,
+    }));
+    const file = path.join(dir, 'corpus.ndjson');
+    writeFileSync(file, recs.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    await corpusRoundTrip(file, recs);
+  });
+
+  const fixtures = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'audit-records.ndjson');
+  test('the shared real-format fixture records', { skip: existsSync(fixtures) ? false : `no ${fixtures} (a user's clone has no ../shared)` }, async () => {
+    const recs = readFileSync(fixtures, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+    await corpusRoundTrip(fixtures, recs);
+  });
+
+  test('a corpus with a broken line is refused, naming the line', async () => {
+    const file = path.join(dir, 'broken.ndjson');
+    writeFileSync(file, '{"Id":"a"}\n{"Id":\n');
+    const r = await runCli(['simulate', '--corpus', file]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /broken\.ndjson:2/);
+  });
+});
+
+describe('kill -9 while acks are withheld', () => {
+  test('the checkpoint does not move; the next run delivers everything', async () => {
+    const rx = await startForwardReceiver({ ack: 'never' });
+    const configFile = path.join(dir, 'kill.yaml');
+    const sim = await startSimulateProcess(['--records', '1000', '--seed', '11', '--write-config', configFile]);
+    try {
+      const cfg = parseYaml(readFileSync(configFile, 'utf8'));
+      const stateFile = cfg.state.path as string;
+      const child = spawnCli(['run', '-c', configFile, '--forward-port', String(rx.port)]);
+      // Wait until frames reached the receiver (and were not acked).
+      for (let i = 0; i < 200 && rx.frames === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(rx.frames > 0, 'frames were sent');
+      await new Promise((r) => setTimeout(r, 500));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('close', r));
+      if (existsSync(stateFile)) {
+        const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+        for (const [k, f] of Object.entries<any>(state.feeds)) {
+          assert.equal(f.recordsDelivered, 0, `${k} checkpointed records that were never acked`);
+          assert.deepEqual(f.done, {}, `${k} marked blobs done without acks`);
+        }
+      }
+      rx.setAck('always');
+      rx.entries.length = 0;
+      const r = await runCli(['run', '-c', configFile, '--once', '--forward-port', String(rx.port)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(new Set(audit(rx).map((e) => e.record.Id)).size, 1000, 'every record delivered after the restart');
+    } finally {
+      await sim.stop();
+      await rx.close();
+    }
+  });
+});
