@@ -42,6 +42,8 @@ export interface ApiClientOptions {
 }
 
 export class ApiClient {
+  /** Throttled responses (429, 403 AF429) this tenant got, retried or not: shown in status records. */
+  readonly stats = { throttled: 0, retried: 0 };
   constructor(readonly opts: ApiClientOptions) {}
 
   /** `${apiUrl}/api/v1.0/${tenant}/activity/feed/${op}` with query parameters. */
@@ -119,9 +121,11 @@ export class ApiClient {
       } finally {
         t.done();
       }
+      if (err.code === 'API_THROTTLED') this.stats.throttled++;
       // Only transient failures are retried here; subscribe / gone / window go back to the caller at once.
       const transient = !(err instanceof ApiCallError) || ['retry', 'throttled', 'reauth'].includes(err.action);
       if (err.fatal || !transient || attempt + 1 >= this.opts.maxAttempts) throw err;
+      this.stats.retried++;
       const delay = backoffDelay(attempt, {
         baseMs: err.code === 'API_THROTTLED' ? 5000 : 1000,
         maxMs: err.code === 'API_THROTTLED' ? 120_000 : 30_000,

@@ -43,7 +43,6 @@ export interface FeedDeps {
 /** Counters that live only in memory, for status records. */
 export interface FeedCounters {
   timeFallbacks: number;
-  throttled: number;
   lastPollAt?: number;
   lastSuccessAt?: number;
   subscribed: boolean;
@@ -68,7 +67,7 @@ export interface PollResult {
  * decisions of checkpoint.ts.
  */
 export class FeedPoller {
-  readonly counters: FeedCounters = { timeFallbacks: 0, throttled: 0, subscribed: false };
+  readonly counters: FeedCounters = { timeFallbacks: 0, subscribed: false };
   readonly log: Logger;
   constructor(readonly deps: FeedDeps) {
     this.log = deps.log.child({ tenant: deps.tenant.name, contentType: deps.contentType });
@@ -93,7 +92,6 @@ export class FeedPoller {
         const e = err instanceof CollectorError ? err : new CollectorError('API_ERROR', describeError(err), { cause: err });
         if (e.fatal) throw e;
         this.state.lastError = describeError(e);
-        if (e.code === 'API_THROTTLED') this.counters.throttled++;
         this.log.warn('listing failed; the cursor stays, the next poll tries again', { window: `${formatListTime(w.start)}..${formatListTime(w.end)}`, error: describeError(e) });
         result.error = e;
         await d.save();
@@ -188,7 +186,6 @@ export class FeedPoller {
       if (err instanceof ApiCallError && err.action === 'gone') {
         this.#lose(b, `${describeError(err)}`, result);
       } else {
-        if (err instanceof CollectorError && err.code === 'API_THROTTLED') this.counters.throttled++;
         const prev = this.state.retry.find((r) => r.contentId === b.contentId)?.attempts ?? 0;
         const delay = backoffDelay(prev, { baseMs: 60_000, maxMs: 3_600_000 });
         park(this.state, b, describeError(err), d.clock(), delay);

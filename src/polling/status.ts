@@ -19,7 +19,8 @@ export function statusRecord(f: FeedPoller, now: number, skewMs: number | undefi
     recordsDelivered: s.recordsDelivered,
     retryQueue: s.retry.length,
     lost: s.lost,
-    throttled: f.counters.throttled,
+    // Tenant-wide: the request quota is per tenant (and PublisherIdentifier), not per feed.
+    throttled: f.deps.api.stats.throttled,
     timeFallbacks: f.counters.timeFallbacks,
     lastPollAt: iso(f.counters.lastPollAt),
     lastSuccessAt: iso(f.counters.lastSuccessAt),

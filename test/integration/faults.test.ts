@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { startSimulator, type Simulator } from '../../src/simulator/index.ts';
+import { StateStore } from '../../src/state/state-store.ts';
+import { runOnce, simConfig } from '../helpers/collector-harness.ts';
+import { startForwardReceiver, type ForwardReceiver } from '../helpers/forward-receiver.ts';
+
+const STATUS = 'm365forward.status';
+let rx: ForwardReceiver;
+before(async () => {
+  rx = await startForwardReceiver();
+});
+after(async () => {
+  await rx?.close();
+});
+
+test('throttling, 5xx, resets, truncated bodies and a revoked token are retried: every record exactly once', async () => {
+  const sim = await startSimulator({ seed: 5, records: 1500, spanHours: 10, pageSize: 8 });
+  rx.entries.length = 0;
+  const { config, cleanup } = simConfig(sim, { port: rx.port, spanHours: 12, patch: (t) => (t.polling.request_timeout = '5s') });
+  try {
+    const faults = [
+      { route: 'content', kind: '429', count: 2, retryAfterSeconds: 1 },
+      { route: 'blob', kind: '403-AF429', count: 2 },
+      { route: 'blob', kind: '500', count: 2 },
+      { route: 'blob', kind: 'reset', count: 2 },
+      { route: 'blob', kind: 'truncate', count: 2 },
+      { route: 'content', kind: '503', count: 1 },
+      { route: 'any', kind: 'expire-token', count: 1 },
+    ] as const;
+    for (const f of faults) sim.injectFault({ ...f });
+    const s = await runOnce(config);
+    assert.deepEqual(s.errors, []);
+    assert.equal(s.parked, 0);
+    assert.equal(sim.stats().faultsServed, faults.reduce((n, f) => n + f.count, 0), 'every fault was hit');
+    const got = rx.entries.filter((e) => e.tag !== STATUS);
+    const served = sim.blobs().flatMap((b) => b.records);
+    assert.equal(got.length, served.length);
+    assert.equal(new Set(got.map((e) => e.record.Id)).size, served.length);
+    const status = rx.entries.filter((e) => e.tag === STATUS);
+    assert.ok(status.some((e) => (e.record.throttled as number) > 0), 'throttling shows in the status records');
+  } finally {
+    cleanup();
+    await sim.close();
+  }
+});
+
+test('a blob that keeps failing is parked, retried on a later run, and reported lost once expired', async () => {
+  let offset = 0;
+  const clock = () => Date.now() + offset;
+  const sim = await startSimulator({ seed: 9, records: 0, spanHours: 2, now: clock });
+  rx.entries.length = 0;
+  const { config, cleanup } = simConfig(sim, { port: rx.port, spanHours: 3, patch: (t) => (t.polling.max_attempts = 2) });
+  try {
+    sim.addRecords([{ Id: 'only', CreationTime: new Date(clock() - 600_000).toISOString().slice(0, 19), Workload: 'Exchange', Operation: 'Send' }], {
+      contentType: 'Audit.Exchange',
+      contentCreated: clock() - 300_000,
+    });
+    sim.injectFault({ route: 'blob', kind: '500', count: 2 });
+    const first = await runOnce(config, clock);
+    assert.equal(first.parked, 1, 'parked after max_attempts');
+    assert.equal(rx.entries.filter((e) => e.tag !== STATUS).length, 0);
+    let state = new StateStore(config.state.path).load();
+    const feed = state.feeds['simulator/Audit.Exchange']!;
+    assert.equal(feed.retry.length, 1);
+    assert.match(feed.retry[0]!.lastError, /HTTP 500/);
+
+    // Not due yet: nothing happens. Due (an hour later): delivered from the retry queue.
+    const notDue = await runOnce(config, clock);
+    assert.equal(notDue.records, 0);
+    offset = 3_600_000;
+    const second = await runOnce(config, clock);
+    assert.equal(second.records, 1);
+    assert.equal(rx.entries.filter((e) => e.tag !== STATUS).length, 1);
+    state = new StateStore(config.state.path).load();
+    assert.equal(state.feeds['simulator/Audit.Exchange']!.retry.length, 0);
+
+    // A second failing blob that expires while parked: counted as lost, in the state and the status record.
+    sim.addRecords([{ Id: 'doomed', CreationTime: new Date(clock() - 600_000).toISOString().slice(0, 19), Workload: 'Exchange', Operation: 'Send' }], {
+      contentType: 'Audit.Exchange',
+      contentCreated: clock() - 300_000,
+    });
+    sim.injectFault({ route: 'blob', kind: '500', count: 2 });
+    const third = await runOnce(config, clock);
+    assert.equal(third.parked, 1);
+    offset += 8 * 24 * 3_600_000;
+    const fourth = await runOnce(config, clock);
+    assert.equal(fourth.lost, 1);
+    state = new StateStore(config.state.path).load();
+    assert.equal(state.feeds['simulator/Audit.Exchange']!.lost, 1);
+    assert.match(state.feeds['simulator/Audit.Exchange']!.lastError!, /expired/);
+    const lastStatus = rx.entries.filter((e) => e.tag === STATUS && e.record.contentType === 'Audit.Exchange').at(-1)!;
+    assert.equal(lastStatus.record.lost, 1);
+  } finally {
+    cleanup();
+    await sim.close();
+  }
+});
