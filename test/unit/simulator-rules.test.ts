@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import { checkClientAssertion, JtiStore, type RegisteredCertificate } from '../../src/simulator/assertion.ts';
 import { ContentStore, makeContentId } from '../../src/simulator/content-store.ts';
 import { serialiseRecords } from '../../src/simulator/corpus.ts';
+import { RequestQuota } from '../../src/simulator/faults.ts';
 import { decodePageToken, encodePageToken } from '../../src/simulator/paging.ts';
 import { classify, queryParams } from '../../src/simulator/routes.ts';
 import { signJwt } from '../../src/simulator/jwt.ts';
@@ -136,5 +137,19 @@ describe('client assertion checks', () => {
   it('allows 5 minutes of skew', () => {
     assert.equal(check(make({ exp: nowS - 200 })), 'ok');
     assert.equal(check(make({ nbf: nowS + 200 })), 'ok');
+  });
+});
+
+describe('request quota', () => {
+  it('refuses with 403 AF429 past the per-minute quota, per PublisherIdentifier, and resets each minute', () => {
+    const q = new RequestQuota(2);
+    const t = Math.floor(now / 60_000) * 60_000;
+    assert.equal(q.check('blob', 'pub', t), null);
+    assert.equal(q.check('blob', 'pub', t + 1), null);
+    const refused = q.check('blob', 'pub', t + 2);
+    assert.equal(refused?.status, 403);
+    assert.deepEqual(JSON.parse(refused!.body), { error: { code: 'AF429', message: 'Too many requests. Method=GetBlob, PublisherId=pub' } });
+    assert.equal(q.check('content', undefined, t + 3), null, 'another pool');
+    assert.equal(q.check('blob', 'pub', t + 60_000), null, 'next minute');
   });
 });

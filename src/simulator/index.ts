@@ -1,0 +1,192 @@
+/**
+ * The embedded Office 365 Management Activity API simulator (DESIGN.md "The embedded simulator").
+ *
+ * One HTTPS server on loopback plays both sides the collector talks to:
+ * - Entra ID: `/{tenant}/v2.0/.well-known/openid-configuration`, `/{tenant}/.well-known/openid-configuration`,
+ *   `/common/discovery/instance`, `/{tenant}/discovery/v2.0/keys`, and the token endpoints
+ *   `POST /{tenant}/oauth2/v2.0/token` (scope) and `POST /{tenant}/oauth2/token` (resource).
+ * - The API: `/api/v1.0/{tenant}/activity/feed/subscriptions/{start,stop,list,content}` and
+ *   `/api/v1.0/{tenant}/activity/feed/audit/{contentId}` (`/api/v1/` is accepted too).
+ *
+ * Things a client author must know (all deliberate, see the files named):
+ * - 401 for a missing/invalid/expired token has body `{"Message":"Authorization has been denied for
+ *   this request."}` and a `WWW-Authenticate: Bearer error="invalid_token"` header with the reason,
+ *   not an AF code (api-routes.ts). Tenant mismatch is 401 AF20010; a token without
+ *   ActivityFeed.Read is 401 AF10001. Every other API error is `{"error":{"code":"AF…","message":…}}`.
+ * - Access tokens are checked with no clock skew against the simulator clock (`now`).
+ * - Time parameters: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM`, `YYYY-MM-DDTHH:MM:SS`, fraction and `Z`
+ *   optional, UTC; unparseable → 400 AF20002; rule violations → 400 AF20055 (time-window.ts).
+ * - NextPageUri repeats contentType/startTime/endTime and adds nextPage, but not PublisherIdentifier.
+ * - Client assertions: each `jti` is accepted once (option rejectReplayedAssertions). msal-node reuses
+ *   a certificate assertion for up to 10 minutes, so a forced refresh within that time is refused;
+ *   and assertion exp/nbf are checked against the simulator clock with 5 minutes of skew.
+ * - Tokens are checked against the simulator clock: moving `now` back more than 5 minutes makes a
+ *   token issued earlier "not yet valid" (401); moving it forward past `exp` expires it.
+ * - Every response carries a `Date` header from the simulator clock.
+ * - stats().byRoute keys: metadata, token, start, stop, list, content, blob, unknown.
+ *   missingPublisherIdentifier counts API calls (start/stop/list/content/blob) without it.
+ * - Fault route 'any' matches the token endpoint and every API call (not metadata or unknown paths);
+ *   'expire-token' applies only to API calls; 'slow' waits delayMs (default 2000) then answers normally.
+ */
+import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
+import { generateSigningKey } from './access-token.ts';
+import { Subscriptions, type ApiContext } from './api-routes.ts';
+import { JtiStore, registerCertificatePem, type RegisteredCertificate } from './assertion.ts';
+import { ContentStore } from './content-store.ts';
+import { contentTypeForRecord, serialiseRecords } from './corpus.ts';
+import { FaultQueue, RequestQuota } from './faults.ts';
+import { seededGuid } from './prng.ts';
+import { SimServer } from './server.ts';
+import { generateSynthetic, planCorpus, regionForSeed, type PlannedBlob } from './synthetic.ts';
+import { generateServerTls } from './tls.ts';
+import { acceptedResources, type TokenContext } from './token-endpoint.ts';
+import { CONTENT_TYPES, type AuditRecord, type SimBlob, type SimStats, type Simulator, type SimulatorOptions } from './types.ts';
+
+export type { AuditRecord, ContentType, Fault, FaultKind, FaultRoute, SimBlob, SimStats, Simulator, SimulatorOptions } from './types.ts';
+export { CONTENT_TYPES } from './types.ts';
+export { contentTypeForRecord, parseCorpus } from './corpus.ts';
+export { generateClientCertificate } from './tls.ts';
+export { parseApiTime } from './time-window.ts';
+
+const SECRET_ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789~._-';
+
+/** 40 characters, the length and alphabet of an Entra client secret value. Never seeded. */
+function randomSecret(): string {
+  const bytes = randomBytes(40);
+  let out = '';
+  for (const b of bytes) out += SECRET_ALPHABET[b % SECRET_ALPHABET.length];
+  return out;
+}
+
+function urlHost(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::') return '[::1]';
+  return isIP(host) === 6 ? `[${host}]` : host;
+}
+
+function check(cond: boolean, message: string): void {
+  if (!cond) throw new Error(`startSimulator: ${message}`);
+}
+
+export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
+  const host = opts.host ?? '127.0.0.1';
+  const seed = opts.seed ?? 1;
+  const now = opts.now ?? Date.now;
+  const spanHours = opts.spanHours ?? 20;
+  const lateFraction = opts.lateFraction ?? 0;
+  const lateMinutes = opts.lateMinutes ?? [2, 30];
+  const pageSize = opts.pageSize ?? 32;
+  const recordsWanted = opts.records ?? 2000;
+  const expirationDays = opts.contentExpirationDays ?? 7;
+  const duplicateFraction = opts.duplicateFraction ?? 0;
+  check(Number.isInteger(seed), `seed must be an integer, got ${seed}`);
+  check(Number.isInteger(recordsWanted) && recordsWanted >= 0, `records must be a non-negative integer, got ${recordsWanted}`);
+  check(spanHours > 0, `spanHours must be > 0, got ${spanHours}`);
+  check(lateFraction >= 0 && lateFraction <= 1, `lateFraction must be within 0..1, got ${lateFraction}`);
+  check(lateMinutes[0] >= 0 && lateMinutes[1] >= lateMinutes[0], `lateMinutes must be [min, max] with 0 <= min <= max, got [${lateMinutes.join(', ')}]`);
+  check(duplicateFraction >= 0 && duplicateFraction <= 1, `duplicateFraction must be within 0..1, got ${duplicateFraction}`);
+  check(opts.requestsPerMinute === undefined || (Number.isInteger(opts.requestsPerMinute) && opts.requestsPerMinute > 0), `requestsPerMinute must be a positive integer, got ${opts.requestsPerMinute}`);
+  check(Number.isInteger(pageSize) && pageSize >= 1, `pageSize must be a positive integer, got ${pageSize}`);
+  check(expirationDays > 0, `contentExpirationDays must be > 0, got ${expirationDays}`);
+
+  const tenantId = opts.tenantId ?? seededGuid(seed, 'tenant');
+  const clientId = opts.clientId ?? seededGuid(seed, 'client');
+  const clientSecret = opts.clientSecret ?? randomSecret();
+  const certificates: RegisteredCertificate[] = (opts.clientCertificates ?? []).map(registerCertificatePem);
+
+  const [tls, signingKey] = await Promise.all([generateServerTls(host), generateSigningKey()]);
+  const faults = new FaultQueue();
+  const stats: SimStats = { requests: 0, byRoute: {}, missingPublisherIdentifier: 0, unknownRequests: 0, tokensIssued: 0, faultsServed: 0, throttled: 0 };
+  const onUnknownRequest =
+    opts.onUnknownRequest ?? ((method: string, url: string) => process.stderr.write(`[m365-sim] 404 no route for ${method} ${url.split('?')[0]}\n`));
+
+  let contexts: { token: TokenContext; api: ApiContext } | null = null;
+  const server = new SimServer({
+    tls: { key: tls.keyPem, cert: tls.certPem },
+    now,
+    faults,
+    quota: opts.requestsPerMinute ? new RequestQuota(opts.requestsPerMinute) : null,
+    stats,
+    contexts: () => {
+      if (!contexts) throw new Error('simulator not ready');
+      return contexts;
+    },
+    onUnknownRequest,
+  });
+  const port = await server.listen(opts.port ?? 0, host);
+  const baseUrl = `https://${urlHost(host)}:${port}`;
+  const feedRoot = `${baseUrl}/api/v1.0/${tenantId}/activity/feed`;
+
+  try {
+    const store = new ContentStore(feedRoot, regionForSeed(seed), expirationDays * 86_400_000, serialiseRecords);
+    const anchor = opts.anchor ?? now();
+    const schedule = { anchor, spanHours, lateFraction, lateMinutes };
+    const planned: PlannedBlob[] = opts.corpus
+      ? planCorpus(opts.corpus, seed, schedule, contentTypeForRecord)
+      : generateSynthetic({ ...schedule, seed, records: recordsWanted, tenantId, duplicateFraction });
+    for (const p of planned) store.add(p.contentType, p.createdMs, p.availableAt, p.records);
+
+    const token: TokenContext = {
+      tenantId,
+      clientId,
+      clientSecret,
+      loginUrl: baseUrl,
+      apiUrl: baseUrl,
+      now,
+      certificates,
+      jtis: new JtiStore(),
+      rejectReplay: opts.rejectReplayedAssertions ?? true,
+      tokenLifetimeSeconds: opts.tokenLifetimeSeconds ?? 3599,
+      signingKey,
+      onTokenIssued: () => {
+        stats.tokensIssued += 1;
+      },
+    };
+    const api: ApiContext = {
+      tenantId,
+      apiUrl: baseUrl,
+      loginUrl: baseUrl,
+      feedRoot,
+      now,
+      store,
+      subscriptions: new Subscriptions(),
+      pageSize,
+      signingKey,
+      audiences: acceptedResources({ apiUrl: baseUrl }),
+    };
+    contexts = { token, api };
+
+    return {
+      apiUrl: baseUrl,
+      loginUrl: baseUrl,
+      tenantId,
+      clientId,
+      clientSecret,
+      caPem: tls.caPem,
+      blobs: (): readonly SimBlob[] => store.blobs(),
+      addRecords(records, o = {}) {
+        const createdMs = o.contentCreated ?? now();
+        const availableAt = o.availableAt ?? createdMs;
+        const groups = new Map<string, AuditRecord[]>();
+        for (const r of records) {
+          const ct = o.contentType ?? contentTypeForRecord(r);
+          check((CONTENT_TYPES as readonly string[]).includes(ct), `addRecords: unknown content type '${ct}'`);
+          const g = groups.get(ct);
+          if (g) g.push(r);
+          else groups.set(ct, [r]);
+        }
+        return [...groups].map(([ct, recs]) => store.add(ct, createdMs, availableAt, recs));
+      },
+      registerCertificate(pem: string) {
+        certificates.push(registerCertificatePem(pem));
+      },
+      injectFault: (f) => faults.inject(f),
+      stats: () => structuredClone(stats),
+      close: () => server.close(),
+    };
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The HTTPS server: routes each request, counts it, applies injected faults, and writes the
+ * SimResponse the handlers produce. It tracks every socket (keep-alive included) and every pending
+ * slow-fault timer so close() leaves nothing running.
+ */
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { handleApi, type ApiContext } from './api-routes.ts';
+import { afError, jsonResponse, notFound, type SimResponse } from './errors.ts';
+import { faultResponse, type FaultQueue, type RequestQuota } from './faults.ts';
+import { classify, queryParams, type RouteName } from './routes.ts';
+import { instanceDiscovery, jwksResponse, openIdConfiguration, tokenRequest, type TokenContext } from './token-endpoint.ts';
+import type { SimStats } from './types.ts';
+
+const MAX_BODY_BYTES = 1024 * 1024;
+const API_ROUTES: ReadonlySet<RouteName> = new Set(['start', 'stop', 'list', 'content', 'blob']);
+
+export interface ServerDeps {
+  tls: { key: string; cert: string };
+  now(): number;
+  faults: FaultQueue;
+  /** optional per-minute API quota */
+  quota: RequestQuota | null;
+  stats: SimStats;
+  /** Filled in once the port is known (URLs depend on it). */
+  contexts(): { token: TokenContext; api: ApiContext };
+  onUnknownRequest(method: string, url: string): void;
+}
+
+export class SimServer {
+  readonly server: Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  private closing = false;
+
+  constructor(private readonly deps: ServerDeps) {
+    this.server = createServer({ key: deps.tls.key, cert: deps.tls.cert }, (req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        // A simulator bug must be visible, not look like an API answer.
+        process.stderr.write(`[m365-sim] internal error on ${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}\n`);
+        if (!res.headersSent && !res.destroyed) this.send(res, afError(500, 'AF50000', 'An internal error occurred. Retry the request.'), false);
+      });
+    });
+    this.server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    // A client that vanishes mid-handshake must not crash the process.
+    this.server.on('tlsClientError', () => {});
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const addr = this.server.address();
+        if (addr === null || typeof addr === 'string') return reject(new Error('simulator: no TCP address after listen'));
+        resolve(addr.port);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const t of this.timers) {
+      clearTimeout(t.timer);
+      t.resolve();
+    }
+    this.timers.clear();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const entry = { timer: setTimeout(() => { this.timers.delete(entry); resolve(); }, ms), resolve };
+      this.timers.add(entry);
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    const route = classify(method, url);
+    const { stats } = this.deps;
+    stats.requests += 1;
+    stats.byRoute[route.name] = (stats.byRoute[route.name] ?? 0) + 1;
+
+    const body = await readBody(req);
+    if (body === null) return this.send(res, jsonResponse(413, { error: { code: 'RequestTooLarge', message: `Body over ${MAX_BODY_BYTES} bytes.` } }), false);
+
+    if (route.name === 'unknown') {
+      stats.unknownRequests += 1;
+      this.deps.onUnknownRequest(method, url);
+      return this.send(res, notFound(method, url.split('?')[0]!), false);
+    }
+
+    const query = queryParams(url);
+    const publisherId = query.get('publisheridentifier');
+    if (API_ROUTES.has(route.name) && !publisherId) stats.missingPublisherIdentifier += 1;
+
+    let truncate = false;
+    let forceTokenExpired = false;
+    const fault = this.deps.faults.take(route.name);
+    if (fault) {
+      stats.faultsServed += 1;
+      switch (fault.kind) {
+        case 'reset':
+          req.socket.destroy();
+          return;
+        case 'slow':
+          await this.sleep(fault.delayMs ?? 2000);
+          if (this.closing) return;
+          break;
+        case 'truncate':
+          truncate = true;
+          break;
+        case 'expire-token':
+          forceTokenExpired = true;
+          break;
+        default: {
+          const r = faultResponse(fault, route.name, publisherId, this.deps.now());
+          if (r) return this.send(res, r, false);
+        }
+      }
+    }
+
+    if (this.deps.quota && API_ROUTES.has(route.name)) {
+      const refused = this.deps.quota.check(route.name, publisherId, this.deps.now());
+      if (refused) {
+        stats.throttled += 1;
+        return this.send(res, refused, false);
+      }
+    }
+
+    const { token, api } = this.deps.contexts();
+    let response: SimResponse;
+    switch (route.name) {
+      case 'metadata':
+        response =
+          route.kind === 'instance'
+            ? instanceDiscovery(token)
+            : route.kind === 'jwks'
+              ? jwksResponse(token, route.tenant)
+              : openIdConfiguration(token, route.tenant, route.kind === 'openid-v2');
+        break;
+      case 'token':
+        // A client assertion's aud must be the exact endpoint URL called, query string excluded.
+        response = tokenRequest(token, route.tenant, route.version, body, `${token.loginUrl}${route.path}`);
+        break;
+      default:
+        response = handleApi(api, { route, query, authorization: req.headers.authorization, body, forceTokenExpired });
+    }
+    this.send(res, response, truncate);
+  }
+
+  private send(res: ServerResponse, r: SimResponse, truncate: boolean): void {
+    if (res.destroyed) return;
+    const payload = Buffer.from(r.body, 'utf8');
+    // The Date header comes from the simulator clock: collectors measure skew from it (§9.3).
+    const headers = { ...r.headers, Date: new Date(this.deps.now()).toUTCString(), 'Content-Length': String(payload.length) };
+    res.writeHead(r.status, headers);
+    if (!truncate) {
+      res.end(payload);
+      return;
+    }
+    // Promise the whole body, deliver half, then cut the connection.
+    res.write(payload.subarray(0, Math.floor(payload.length / 2)), () => res.destroy());
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string | null> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let tooBig = false;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) tooBig = true;
+      else chunks.push(c);
+    });
+    req.on('end', () => resolve(tooBig ? null : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', () => resolve(null));
+    req.on('aborted', () => resolve(null));
+  });
+}

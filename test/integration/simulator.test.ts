@@ -1,0 +1,691 @@
+/**
+ * The embedded Management API simulator over real HTTPS on loopback: Entra token endpoints driven by
+ * the real @azure/msal-node, the API's subscription/listing/blob rules, lateness, expiry and faults.
+ * Run: node --import tsx --test test/integration/simulator.test.ts
+ */
+import assert from 'node:assert/strict';
+import { randomUUID, createPrivateKey, createHash, X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ConfidentialClientApplication, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node';
+import fetch from 'node-fetch';
+import {
+  contentTypeForRecord,
+  generateClientCertificate,
+  parseCorpus,
+  startSimulator,
+  type SimBlob,
+  type Simulator,
+} from '../../src/simulator/index.ts';
+import { signJwt } from '../../src/simulator/jwt.ts';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const MANAGE = 'https://manage.office.com';
+const HOUR = 3_600_000;
+
+/** MSAL's network client: node-fetch through an agent that trusts the simulator's CA. */
+class CaTrustingNetworkClient implements INetworkModule {
+  constructor(private readonly agent: https.Agent) {}
+
+  sendGetRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    return this.send<T>('GET', url, options);
+  }
+
+  sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    return this.send<T>('POST', url, options);
+  }
+
+  private async send<T>(method: string, url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    const res = await fetch(url, { method, headers: options?.headers, body: options?.body, agent: this.agent });
+    const text = await res.text();
+    const headers: Record<string, string> = {};
+    res.headers.forEach((v, k) => {
+      headers[k.toLowerCase()] = v;
+    });
+    let body: unknown = {};
+    try {
+      body = text ? JSON.parse(text) : {};
+    } catch {
+      body = { error: 'non_json_response', error_description: text.slice(0, 200) };
+    }
+    return { status: res.status, headers, body: body as T };
+  }
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string>;
+  text: string;
+  json: any;
+}
+
+/** Plain HTTPS client for the API tests (node-fetch + CA agent). */
+function client(sim: Simulator, agent: https.Agent) {
+  async function call(method: string, url: string, opts: { token?: string; body?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    if (opts.token) headers['authorization'] = `Bearer ${opts.token}`;
+    const res = await fetch(url, { method, headers, body: opts.body, agent });
+    const text = await res.text();
+    const h: Record<string, string> = {};
+    res.headers.forEach((v, k) => {
+      h[k.toLowerCase()] = v;
+    });
+    let json: unknown = undefined;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      /* not JSON */
+    }
+    return { status: res.status, headers: h, text, json };
+  }
+  const form = (o: Record<string, string>) => ({
+    body: new URLSearchParams(o).toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  const tokenUrl = `${sim.loginUrl}/${sim.tenantId}/oauth2/v2.0/token`;
+  return {
+    call,
+    tokenUrl,
+    root: `${sim.apiUrl}/api/v1.0/${sim.tenantId}/activity/feed`,
+    postToken: (o: Record<string, string>, url = tokenUrl) => call('POST', url, form(o)),
+    /** A fresh access token by client secret (issued at the simulator's current time). */
+    async token(): Promise<string> {
+      const r = await call('POST', tokenUrl, form({ grant_type: 'client_credentials', client_id: sim.clientId, client_secret: sim.clientSecret, scope: `${MANAGE}/.default` }));
+      assert.equal(r.status, 200, r.text);
+      return r.json.access_token as string;
+    },
+  };
+}
+
+function b64urlHex(hex: string): string {
+  return Buffer.from(hex, 'hex').toString('base64url');
+}
+
+/** A client assertion built by hand, to exercise what MSAL would never send. */
+function assertion(o: { keyPem: string; certPem: string; clientId: string; aud: string; jti?: string; alg?: 'RS256' | 'PS256'; nowS?: number }): string {
+  const der = new X509Certificate(o.certPem).raw;
+  const nowS = o.nowS ?? Math.floor(Date.now() / 1000);
+  return signJwt(
+    { alg: o.alg ?? 'RS256', typ: 'JWT', 'x5t#S256': b64urlHex(createHash('sha256').update(der).digest('hex')) },
+    { aud: o.aud, iss: o.clientId, sub: o.clientId, jti: o.jti ?? randomUUID(), nbf: nowS, exp: nowS + 600 },
+    createPrivateKey(o.keyPem),
+  );
+}
+
+const assertionForm = (clientId: string, jwt: string) => ({
+  grant_type: 'client_credentials',
+  client_id: clientId,
+  scope: `${MANAGE}/.default`,
+  client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+  client_assertion: jwt,
+});
+
+const unknownRequests: string[] = [];
+
+describe('management API simulator', () => {
+  let sim: Simulator;
+  let agent: https.Agent;
+  let c: ReturnType<typeof client>;
+  let offsetMs = 0; // the simulator clock = wall clock + offset, unless frozen
+  let frozenAt: number | null = null;
+  let registered: Awaited<ReturnType<typeof generateClientCertificate>>;
+  let stranger: Awaited<ReturnType<typeof generateClientCertificate>>;
+
+  before(async () => {
+    [registered, stranger] = await Promise.all([generateClientCertificate({ commonName: 'registered' }), generateClientCertificate({ commonName: 'stranger' })]);
+    sim = await startSimulator({
+      seed: 7,
+      records: 3000,
+      pageSize: 16,
+      lateFraction: 0.3,
+      lateMinutes: [5, 40],
+      now: () => frozenAt ?? Date.now() + offsetMs,
+      clientCertificates: [registered.certPem],
+      // Loud, and collected: a test that hits a path the simulator lacks must show it.
+      onUnknownRequest: (m, u) => {
+        unknownRequests.push(`${m} ${u}`);
+        process.stderr.write(`[simulator test] UNKNOWN REQUEST ${m} ${u}\n`);
+      },
+    });
+    agent = new https.Agent({ ca: sim.caPem, keepAlive: true });
+    c = client(sim, agent);
+  });
+
+  after(async () => {
+    agent.destroy();
+    await sim.close();
+  });
+
+  describe('token endpoint with real msal-node', () => {
+    const msalConfig = (extra: object) => ({
+      auth: {
+        clientId: sim.clientId,
+        authority: `${sim.loginUrl}/${sim.tenantId}`,
+        knownAuthorities: [new URL(sim.loginUrl).host],
+        ...extra,
+      },
+      system: { networkClient: new CaTrustingNetworkClient(agent) },
+    });
+
+    it('issues a token for a client secret, and the API accepts it', async () => {
+      const before = unknownRequests.length;
+      const app = new ConfidentialClientApplication(msalConfig({ clientSecret: sim.clientSecret }));
+      const result = await app.acquireTokenByClientCredential({ scopes: [`${MANAGE}/.default`] });
+      assert.ok(result?.accessToken);
+      const claims = JSON.parse(Buffer.from(result.accessToken.split('.')[1]!, 'base64url').toString());
+      assert.equal(claims.tid, sim.tenantId);
+      assert.equal(claims.appid, sim.clientId);
+      assert.equal(claims.aud, MANAGE);
+      assert.deepEqual(claims.roles, ['ActivityFeed.Read', 'ActivityFeed.ReadDlp']);
+      const r = await c.call('GET', `${c.root}/subscriptions/list`, { token: result.accessToken });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(unknownRequests.length, before, `MSAL asked for paths the simulator lacks: ${unknownRequests.join(', ')}`);
+    });
+
+    it('issues a token for a certificate (x5t#S256 / PS256, with and without x5c)', async () => {
+      const app = new ConfidentialClientApplication(
+        msalConfig({ clientCertificate: { thumbprintSha256: registered.thumbprintSha256, privateKey: registered.keyPem } }),
+      );
+      const result = await app.acquireTokenByClientCredential({ scopes: [`${MANAGE}/.default`] });
+      assert.ok(result?.accessToken);
+      const withX5c = new ConfidentialClientApplication(
+        msalConfig({ clientCertificate: { thumbprintSha256: registered.thumbprintSha256, privateKey: registered.keyPem, x5c: registered.certPem } }),
+      );
+      assert.ok((await withX5c.acquireTokenByClientCredential({ scopes: [`${MANAGE}/.default`] }))?.accessToken);
+    });
+
+    it('issues a token for a certificate by SHA-1 thumbprint (x5t / RS256)', async () => {
+      const app = new ConfidentialClientApplication(
+        msalConfig({ clientCertificate: { thumbprint: registered.thumbprintSha1, privateKey: registered.keyPem } }),
+      );
+      assert.ok((await app.acquireTokenByClientCredential({ scopes: [`${MANAGE}/.default`] }))?.accessToken);
+    });
+
+    it('surfaces a wrong secret to MSAL as invalid_client AADSTS7000215', async () => {
+      const app = new ConfidentialClientApplication(msalConfig({ clientSecret: 'not-the-secret' }));
+      await assert.rejects(app.acquireTokenByClientCredential({ scopes: [`${MANAGE}/.default`] }), (err: Error & { errorCode?: string }) => {
+        assert.equal(err.errorCode, 'invalid_client');
+        assert.match(err.message, /AADSTS7000215/);
+        return true;
+      });
+    });
+  });
+
+  describe('token endpoint rules', () => {
+    it('rejects a wrong secret with the Entra error shape', async () => {
+      const r = await c.postToken({ grant_type: 'client_credentials', client_id: sim.clientId, client_secret: 'wrong', scope: `${MANAGE}/.default` });
+      assert.equal(r.status, 401);
+      assert.equal(r.json.error, 'invalid_client');
+      assert.deepEqual(r.json.error_codes, [7000215]);
+      assert.match(r.json.error_description, /^AADSTS7000215: Invalid client secret provided/);
+      for (const k of ['timestamp', 'trace_id', 'correlation_id']) assert.equal(typeof r.json[k], 'string', k);
+      assert.ok(!r.text.includes(sim.clientSecret));
+    });
+
+    it('rejects an unknown client id (AADSTS700016) and an unknown tenant (AADSTS90002)', async () => {
+      const r = await c.postToken({ grant_type: 'client_credentials', client_id: randomUUID(), client_secret: sim.clientSecret, scope: `${MANAGE}/.default` });
+      assert.equal(r.status, 400);
+      assert.equal(r.json.error, 'unauthorized_client');
+      assert.deepEqual(r.json.error_codes, [700016]);
+      const t = await c.postToken(
+        { grant_type: 'client_credentials', client_id: sim.clientId, client_secret: sim.clientSecret, scope: `${MANAGE}/.default` },
+        `${sim.loginUrl}/${randomUUID()}/oauth2/v2.0/token`,
+      );
+      assert.deepEqual(t.json.error_codes, [90002]);
+    });
+
+    it('requires a /.default scope on v2 and a known resource', async () => {
+      const bad = await c.postToken({ grant_type: 'client_credentials', client_id: sim.clientId, client_secret: sim.clientSecret, scope: `${MANAGE}/ActivityFeed.Read` });
+      assert.equal(bad.json.error, 'invalid_scope');
+      const other = await c.postToken({ grant_type: 'client_credentials', client_id: sim.clientId, client_secret: sim.clientSecret, scope: 'https://graph.microsoft.com/.default' });
+      assert.equal(other.json.error, 'invalid_resource');
+      const own = await c.postToken({ grant_type: 'client_credentials', client_id: sim.clientId, client_secret: sim.clientSecret, scope: `${sim.apiUrl}/.default` });
+      assert.equal(own.status, 200);
+    });
+
+    it('answers v1 (resource=) with string-typed numbers, ignoring ?api-version', async () => {
+      const r = await c.postToken(
+        { grant_type: 'client_credentials', client_id: sim.clientId, client_secret: sim.clientSecret, resource: MANAGE },
+        `${sim.loginUrl}/${sim.tenantId}/oauth2/token?api-version=1.0`,
+      );
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json.token_type, 'Bearer');
+      assert.equal(r.json.expires_in, '3599');
+      assert.equal(r.json.resource, MANAGE);
+      assert.equal(typeof r.json.expires_on, 'string');
+      assert.equal(typeof r.json.not_before, 'string');
+    });
+
+    it('rejects an assertion signed by an unregistered certificate (AADSTS700027)', async () => {
+      const jwt = assertion({ keyPem: stranger.keyPem, certPem: stranger.certPem, clientId: sim.clientId, aud: c.tokenUrl });
+      const r = await c.postToken(assertionForm(sim.clientId, jwt));
+      assert.equal(r.status, 401);
+      assert.deepEqual(r.json.error_codes, [700027]);
+    });
+
+    it('rejects a registered thumbprint with a signature from another key (AADSTS7000274)', async () => {
+      // Header names the registered certificate, signature made with the stranger's key.
+      const jwt = assertion({ keyPem: stranger.keyPem, certPem: registered.certPem, clientId: sim.clientId, aud: c.tokenUrl });
+      const r = await c.postToken(assertionForm(sim.clientId, jwt));
+      assert.equal(r.status, 401);
+      assert.deepEqual(r.json.error_codes, [7000274]);
+    });
+
+    it('accepts a hand-made RS256 and PS256 assertion once, then rejects the replayed jti', async () => {
+      for (const alg of ['RS256', 'PS256'] as const) {
+        const jwt = assertion({ keyPem: registered.keyPem, certPem: registered.certPem, clientId: sim.clientId, aud: c.tokenUrl, alg });
+        const first = await c.postToken(assertionForm(sim.clientId, jwt));
+        assert.equal(first.status, 200, first.text);
+        const replay = await c.postToken(assertionForm(sim.clientId, jwt));
+        assert.equal(replay.status, 401);
+        assert.deepEqual(replay.json.error_codes, [700025]);
+      }
+    });
+
+    it('rejects an assertion for another audience (AADSTS700212) or outside its time range (AADSTS700024)', async () => {
+      const wrongAud = assertion({ keyPem: registered.keyPem, certPem: registered.certPem, clientId: sim.clientId, aud: `https://login.microsoftonline.com/${sim.tenantId}/oauth2/v2.0/token` });
+      assert.deepEqual((await c.postToken(assertionForm(sim.clientId, wrongAud))).json.error_codes, [700212]);
+      const old = assertion({ keyPem: registered.keyPem, certPem: registered.certPem, clientId: sim.clientId, aud: c.tokenUrl, nowS: Math.floor(Date.now() / 1000) - 3600 });
+      assert.deepEqual((await c.postToken(assertionForm(sim.clientId, old))).json.error_codes, [700024]);
+    });
+
+    it('registers a certificate at runtime', async () => {
+      const jwt = assertion({ keyPem: stranger.keyPem, certPem: stranger.certPem, clientId: sim.clientId, aud: c.tokenUrl });
+      sim.registerCertificate(stranger.certPem);
+      assert.equal((await c.postToken(assertionForm(sim.clientId, jwt))).status, 200);
+    });
+  });
+
+  describe('API: authorization and subscriptions', () => {
+    it('answers 401 without a usable token, and AF20010 for another tenant', async () => {
+      const none = await c.call('GET', `${c.root}/subscriptions/list`);
+      assert.equal(none.status, 401);
+      assert.match(none.headers['www-authenticate'] ?? '', /error="invalid_token"/);
+      const forged = await c.call('GET', `${c.root}/subscriptions/list`, { token: 'a.b.c' });
+      assert.equal(forged.status, 401);
+      const token = await c.token();
+      const other = await c.call('GET', `${sim.apiUrl}/api/v1.0/${randomUUID()}/activity/feed/subscriptions/list`, { token });
+      assert.equal(other.status, 401);
+      assert.equal(other.json.error.code, 'AF20010');
+    });
+
+    it('follows the subscription life cycle: AF20022, start, AF20024, list, stop, AF20023', async () => {
+      const token = await c.token();
+      const ct = 'Audit.Exchange';
+      const before = await c.call('GET', `${c.root}/subscriptions/content?contentType=${ct}`, { token });
+      assert.equal(before.status, 400);
+      assert.equal(before.json.error.code, 'AF20022');
+      assert.equal(before.headers['content-type'], 'application/json; charset=utf-8');
+      const start = await c.call('POST', `${c.root}/subscriptions/start?contentType=${ct}&PublisherIdentifier=${sim.tenantId}`, { token, body: '' });
+      assert.equal(start.status, 200);
+      assert.deepEqual(start.json, { contentType: ct, status: 'enabled', webhook: null });
+      const again = await c.call('POST', `${c.root}/subscriptions/start?contenttype=${ct}`, { token, body: '{}' });
+      assert.equal(again.status, 400);
+      assert.deepEqual(again.json, { error: { code: 'AF20024', message: 'The subscription is already enabled. No property change.' } });
+      const bad = await c.call('POST', `${c.root}/subscriptions/start?contentType=Audit.Nope`, { token });
+      assert.equal(bad.json.error.code, 'AF20020');
+      assert.deepEqual((await c.call('GET', `${c.root}/subscriptions/list`, { token })).json, [{ contentType: ct, status: 'enabled', webhook: null }]);
+      const stop = await c.call('POST', `${c.root}/subscriptions/stop?contentType=${ct}`, { token });
+      assert.equal(stop.status, 200);
+      assert.equal(stop.text, '');
+      assert.deepEqual((await c.call('GET', `${c.root}/subscriptions/list`, { token })).json, [{ contentType: ct, status: 'disabled', webhook: null }]);
+      const disabled = await c.call('GET', `${c.root}/subscriptions/content?contentType=${ct}`, { token });
+      assert.equal(disabled.json.error.code, 'AF20023');
+    });
+  });
+
+  describe('API: content listing', () => {
+    const ct = 'Audit.General';
+    let token: string;
+    before(async () => {
+      token = await c.token();
+      const r = await c.call('POST', `${c.root}/subscriptions/start?contentType=${ct}`, { token });
+      assert.equal(r.status, 200, r.text);
+    });
+
+    const list = (q: string) => c.call('GET', `${c.root}/subscriptions/content?contentType=${ct}&${q}`, { token });
+    const iso = (ms: number) => new Date(ms).toISOString();
+
+    it('enforces the window rules with AF20055', async () => {
+      const now = Date.now() + offsetMs;
+      const cases = {
+        '25 h apart': `startTime=${iso(now - 26 * HOUR)}&endTime=${iso(now - HOUR)}`,
+        '8 days back': `startTime=${iso(now - 8 * 24 * HOUR)}&endTime=${iso(now - 8 * 24 * HOUR + HOUR)}`,
+        'start = end': `startTime=${iso(now - HOUR)}&endTime=${iso(now - HOUR)}`,
+        'start > end': `startTime=${iso(now - HOUR)}&endTime=${iso(now - 2 * HOUR)}`,
+        'only start': `startTime=${iso(now - HOUR)}`,
+        'only end': `endTime=${iso(now - HOUR)}`,
+      };
+      for (const [name, q] of Object.entries(cases)) {
+        const r = await list(q);
+        assert.equal(r.status, 400, name);
+        assert.equal(r.json.error.code, 'AF20055', name);
+      }
+      const garbage = await list('startTime=yesterday&endTime=today');
+      assert.equal(garbage.status, 400);
+      assert.equal(garbage.json.error.code, 'AF20002');
+    });
+
+    it('accepts the documented time formats, with or without fraction and Z', async () => {
+      const d = new Date(Date.now() + offsetMs - 2 * HOUR);
+      const day = d.toISOString().slice(0, 10);
+      const hm = d.toISOString().slice(0, 16);
+      const hms = d.toISOString().slice(0, 19);
+      const end = new Date(Date.now() + offsetMs).toISOString();
+      for (const start of [hm, hms, `${hms}Z`, `${hms}.123`, d.toISOString()]) {
+        const r = await list(`startTime=${start}&endTime=${end}`);
+        assert.equal(r.status, 200, `${start}: ${r.text}`);
+      }
+      const today = new Date(Date.now() + offsetMs).toISOString().slice(0, 10);
+      if (day !== today) assert.equal((await list(`startTime=${day}&endTime=${today}`)).status, 200);
+    });
+
+    /** Follow NextPageUri verbatim to the end; returns all items and the page count. */
+    async function listAll(first: string): Promise<{ items: any[]; pages: number }> {
+      const items: any[] = [];
+      let pages = 0;
+      let url: string | undefined = first;
+      while (url) {
+        const r = await c.call('GET', url, { token });
+        assert.equal(r.status, 200, r.text);
+        assert.ok(Array.isArray(r.json));
+        assert.ok(r.json.length <= 16);
+        items.push(...r.json);
+        pages += 1;
+        url = r.headers['nextpageuri'];
+        if (url) {
+          const u = new URL(url);
+          assert.ok(u.searchParams.get('nextPage'));
+        }
+      }
+      return { items, pages };
+    }
+
+    it('pages with NextPageUri and lists every listable blob exactly once, in availability order', async () => {
+      const now = Date.now() + offsetMs;
+      const start = now - 24 * HOUR;
+      const { items, pages } = await listAll(`${c.root}/subscriptions/content?CONTENTTYPE=${ct}&starttime=${iso(start)}&EndTime=${iso(now)}&PublisherIdentifier=${sim.tenantId}`);
+      const expected = sim
+        .blobs()
+        .filter((b) => b.contentType === ct && Date.parse(b.contentCreated) >= start && Date.parse(b.contentCreated) < now && b.availableAt <= now)
+        .map((b) => b.contentId)
+        .sort();
+      assert.ok(pages >= 3, `expected several pages, got ${pages}`);
+      const ids = items.map((i) => i.contentId as string);
+      assert.equal(new Set(ids).size, ids.length, 'a blob was listed twice');
+      assert.deepEqual([...ids].sort(), expected);
+      const avail = new Map(sim.blobs().map((b) => [b.contentId, b.availableAt]));
+      for (let i = 1; i < ids.length; i++) assert.ok(avail.get(ids[i - 1]!)! <= avail.get(ids[i]!)!, 'not in availability order');
+      const it0 = items[0];
+      assert.deepEqual(Object.keys(it0), ['contentType', 'contentId', 'contentUri', 'contentCreated', 'contentExpiration']);
+      assert.match(it0.contentCreated, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      assert.match(it0.contentId, /^\d{23}\$\d{23}\$audit_general\$Audit_General\$[a-z]+\d+$/);
+      assert.equal(it0.contentUri, `${c.root}/audit/${it0.contentId}`);
+    });
+
+    it('lists the last 24 h when the window is omitted', async () => {
+      const { items } = await listAll(`${c.root}/subscriptions/content?contentType=${ct}`);
+      const now = Date.now() + offsetMs;
+      const expected = sim.blobs().filter((b) => b.contentType === ct && Date.parse(b.contentCreated) >= now - 24 * HOUR && b.availableAt <= now);
+      assert.equal(items.length, expected.length);
+    });
+
+    it('rejects a bad or foreign nextPage with AF20031', async () => {
+      const now = Date.now() + offsetMs;
+      const r = await list(`startTime=${iso(now - 20 * HOUR)}&endTime=${iso(now)}&nextPage=2015101900R022885001761`);
+      assert.equal(r.status, 400);
+      assert.equal(r.json.error.code, 'AF20031');
+      const first = await list(`startTime=${iso(now - 20 * HOUR)}&endTime=${iso(now)}`);
+      const token2 = new URL(first.headers['nextpageuri']!).searchParams.get('nextPage')!;
+      const foreign = await list(`startTime=${iso(now - 19 * HOUR)}&endTime=${iso(now)}&nextPage=${token2}`);
+      assert.equal(foreign.json.error.code, 'AF20031');
+    });
+
+    it('does not list a late blob before its availableAt, and lists it after', async () => {
+      const late = sim.blobs().find((b) => b.contentType === ct && b.availableAt - Date.parse(b.contentCreated) > 5 * 60_000);
+      assert.ok(late, 'the seed should produce a late Audit.General blob');
+      try {
+        const created = Date.parse(late.contentCreated);
+        const window = `startTime=${iso(created - HOUR)}&endTime=${iso(created + 1)}`;
+        frozenAt = late.availableAt - 1;
+        token = await c.token(); // a token issued at the simulator's (earlier) time
+        const early = await listAll(`${c.root}/subscriptions/content?contentType=${ct}&${window}`);
+        assert.ok(!early.items.some((i) => i.contentId === late.contentId), 'listed before availableAt');
+        // Not yet published content cannot be fetched either.
+        assert.equal((await c.call('GET', late.contentUri, { token })).json.error.code, 'AF20050');
+        frozenAt = late.availableAt;
+        const later = await listAll(`${c.root}/subscriptions/content?contentType=${ct}&${window}`);
+        assert.ok(later.items.some((i) => i.contentId === late.contentId), 'not listed at availableAt');
+      } finally {
+        frozenAt = null;
+        token = await c.token();
+      }
+    });
+
+    it('lists records added later (addRecords) once they are available', async () => {
+      const now = Date.now() + offsetMs;
+      const [blob] = sim.addRecords([{ Id: randomUUID(), Workload: 'PowerBI', Operation: 'ViewReport', RecordType: 20, CreationTime: '2025-01-01T00:00:00' }], {
+        contentCreated: now - 60_000,
+        availableAt: now + 60_000,
+      });
+      assert.ok(blob);
+      assert.equal(blob.contentType, 'Audit.General');
+      const window = `startTime=${iso(now - 2 * 60_000)}&endTime=${iso(now)}`;
+      assert.ok(!(await list(window)).json.some((i: any) => i.contentId === blob.contentId));
+      offsetMs += 61_000;
+      try {
+        token = await c.token();
+        assert.ok((await list(window)).json.some((i: any) => i.contentId === blob.contentId));
+      } finally {
+        offsetMs -= 61_000;
+        token = await c.token();
+      }
+    });
+  });
+
+  describe('API: content blobs', () => {
+    const ct = 'Audit.SharePoint';
+    let token: string;
+    let blob: SimBlob;
+    before(async () => {
+      token = await c.token();
+      assert.equal((await c.call('POST', `${c.root}/subscriptions/start?contentType=${ct}`, { token })).status, 200);
+      blob = sim.blobs().find((b) => b.contentType === ct && b.records.length > 5)!;
+    });
+
+    it('serves the records of a blob, whether $ is raw or percent-encoded', async () => {
+      const raw = await c.call('GET', blob.contentUri, { token });
+      assert.equal(raw.status, 200);
+      assert.deepEqual(raw.json, blob.records);
+      const encoded = await c.call('GET', blob.contentUri.replace(/\$/g, '%24'), { token });
+      assert.equal(encoded.status, 200);
+      assert.equal(encoded.text, raw.text);
+    });
+
+    it('answers AF20050 (404) for unknown content and AF20051 once expired', async () => {
+      const unknown = await c.call('GET', `${c.root}/audit/20990101000000000000000$20990101000000000000000$audit_sharepoint$Audit_SharePoint$emea0001`, { token });
+      assert.equal(unknown.status, 404);
+      assert.equal(unknown.json.error.code, 'AF20050');
+      const saved = offsetMs;
+      try {
+        offsetMs = Date.parse(blob.contentExpiration) - Date.now();
+        const t = await c.token();
+        const expired = await c.call('GET', blob.contentUri, { token: t });
+        assert.equal(expired.status, 400);
+        assert.equal(expired.json.error.code, 'AF20051');
+      } finally {
+        offsetMs = saved;
+      }
+    });
+
+    it('stamps the Date header from the simulator clock', async () => {
+      const saved = offsetMs;
+      try {
+        offsetMs = -3 * HOUR;
+        const r = await c.call('GET', `${sim.loginUrl}/${sim.tenantId}/v2.0/.well-known/openid-configuration`);
+        assert.ok(Math.abs(Date.parse(r.headers['date']!) - (Date.now() - 3 * HOUR)) < 5000);
+      } finally {
+        offsetMs = saved;
+      }
+    });
+
+  });
+
+  describe('faults', () => {
+    const ct = 'Audit.AzureActiveDirectory';
+    let token: string;
+    let blob: SimBlob;
+    before(async () => {
+      token = await c.token();
+      assert.equal((await c.call('POST', `${c.root}/subscriptions/start?contentType=${ct}`, { token })).status, 200);
+      blob = sim.blobs().find((b) => b.contentType === ct && b.records.length > 3)!;
+    });
+
+    it('throttles with 429 + Retry-After and with 403 AF429, for exactly `count` requests', async () => {
+      const served = sim.stats().faultsServed;
+      sim.injectFault({ route: 'blob', kind: '429', count: 2, retryAfterSeconds: 7 });
+      for (let i = 0; i < 2; i++) {
+        const r = await c.call('GET', blob.contentUri, { token });
+        assert.equal(r.status, 429);
+        assert.equal(r.headers['retry-after'], '7');
+        assert.equal(r.json.error.code, 'AF429');
+      }
+      assert.equal((await c.call('GET', blob.contentUri, { token })).status, 200);
+      sim.injectFault({ route: 'blob', kind: '403-AF429', count: 1 });
+      const f = await c.call('GET', `${blob.contentUri}?PublisherIdentifier=${sim.tenantId}`, { token });
+      assert.equal(f.status, 403);
+      assert.equal(f.json.error.message, `Too many requests. Method=GetBlob, PublisherId=${sim.tenantId}`);
+      assert.equal(sim.stats().faultsServed, served + 3);
+    });
+
+    it('serves 500 AF50000 and 503 on listing', async () => {
+      sim.injectFault({ route: 'content', kind: '500', count: 1 });
+      sim.injectFault({ route: 'content', kind: '503', count: 1 });
+      const a = await c.call('GET', `${c.root}/subscriptions/content?contentType=${ct}`, { token });
+      assert.equal(a.status, 500);
+      assert.equal(a.json.error.code, 'AF50000');
+      const b = await c.call('GET', `${c.root}/subscriptions/content?contentType=${ct}`, { token });
+      assert.equal(b.status, 503);
+      assert.equal((await c.call('GET', `${c.root}/subscriptions/content?contentType=${ct}`, { token })).status, 200);
+    });
+
+    it('resets the connection, truncates a body, and answers slowly', async () => {
+      sim.injectFault({ route: 'blob', kind: 'reset', count: 1 });
+      await assert.rejects(c.call('GET', blob.contentUri, { token }));
+      sim.injectFault({ route: 'blob', kind: 'truncate', count: 1 });
+      await assert.rejects(c.call('GET', blob.contentUri, { token }));
+      sim.injectFault({ route: 'list', kind: 'slow', count: 1, delayMs: 300 });
+      const t0 = Date.now();
+      assert.equal((await c.call('GET', `${c.root}/subscriptions/list`, { token })).status, 200);
+      assert.ok(Date.now() - t0 >= 290);
+      assert.equal((await c.call('GET', blob.contentUri, { token })).status, 200);
+    });
+
+    it('expires the presented token (401) and throttles the token endpoint', async () => {
+      sim.injectFault({ route: 'any', kind: 'expire-token', count: 1 });
+      const r = await c.call('GET', `${c.root}/subscriptions/list`, { token });
+      assert.equal(r.status, 401);
+      assert.equal((await c.call('GET', `${c.root}/subscriptions/list`, { token })).status, 200);
+      sim.injectFault({ route: 'token', kind: '429', count: 1, retryAfterSeconds: 2 });
+      const t = await c.postToken({ grant_type: 'client_credentials', client_id: sim.clientId, client_secret: sim.clientSecret, scope: `${MANAGE}/.default` });
+      assert.equal(t.status, 429);
+      assert.equal(t.headers['retry-after'], '2');
+      assert.equal(typeof t.json.error, 'string');
+    });
+
+    it('rejects malformed faults', () => {
+      assert.throws(() => sim.injectFault({ route: 'blob', kind: 'nope' as never, count: 1 }), /unknown kind/);
+      assert.throws(() => sim.injectFault({ route: 'blob', kind: '500', count: 0 }), /positive integer/);
+    });
+  });
+
+  describe('bookkeeping', () => {
+    it('answers unknown paths 404 with JSON and counts them', async () => {
+      const before = sim.stats().unknownRequests;
+      const seen = unknownRequests.length;
+      const r = await c.call('GET', `${sim.apiUrl}/api/v1.0/${sim.tenantId}/activity/feed/subscriptions/notifications?contentType=DLP.All`);
+      assert.equal(r.status, 404);
+      assert.equal(typeof r.json.error.message, 'string');
+      assert.equal(sim.stats().unknownRequests, before + 1);
+      assert.equal(unknownRequests.length, seen + 1);
+      unknownRequests.splice(seen); // expected: keep the list for unexpected ones only
+    });
+
+    it('counts requests without PublisherIdentifier, by route', async () => {
+      const token = await c.token();
+      const s0 = sim.stats();
+      await c.call('GET', `${c.root}/subscriptions/list?publisheridentifier=${sim.tenantId}`, { token });
+      await c.call('GET', `${c.root}/subscriptions/list`, { token });
+      const s1 = sim.stats();
+      assert.equal(s1.missingPublisherIdentifier, s0.missingPublisherIdentifier + 1);
+      assert.equal(s1.byRoute['list'], (s0.byRoute['list'] ?? 0) + 2);
+      assert.ok(s1.tokensIssued > 5);
+    });
+  });
+});
+
+describe('simulator with a corpus', () => {
+  const fixture = path.resolve(repoRoot, '..', 'shared', 'fixtures', 'audit-records.ndjson');
+  const skip = existsSync(fixture) ? false : `fixture not found at ${fixture} (needs the shared checkout next to the repo)`;
+
+  it('serves the corpus records exactly, grouped by content type', { skip }, async () => {
+    const text = readFileSync(fixture, 'utf8');
+    const corpus = parseCorpus(text, fixture);
+    const lines = text.split('\n').map((l) => l.trim()).filter(Boolean);
+    assert.equal(corpus.length, lines.length);
+    const sim = await startSimulator({ corpus, spanHours: 6 });
+    const agent = new https.Agent({ ca: sim.caPem });
+    try {
+      const c = client(sim, agent);
+      const token = await c.token();
+      const served: string[] = [];
+      const perType = new Map<string, number>();
+      for (const b of sim.blobs()) {
+        await c.call('POST', `${c.root}/subscriptions/start?contentType=${b.contentType}`, { token });
+        const r = await c.call('GET', b.contentUri, { token });
+        assert.equal(r.status, 200, r.text);
+        assert.deepEqual(r.json, b.records);
+        for (const rec of b.records) assert.equal(contentTypeForRecord(rec), b.contentType);
+        perType.set(b.contentType, (perType.get(b.contentType) ?? 0) + b.records.length);
+        // Byte-exact: the array's elements are the original lines.
+        served.push(r.text.slice(1, -1));
+      }
+      const joined = served.join(',');
+      for (const line of lines) assert.ok(joined.includes(line), `line not served verbatim: ${line.slice(0, 80)}`);
+      assert.ok(joined.includes('1156492.00') || !text.includes('1156492.00'));
+      assert.equal([...perType.values()].reduce((a, b) => a + b, 0), corpus.length);
+      assert.ok((perType.get('DLP.All') ?? 0) > 0);
+    } finally {
+      agent.destroy();
+      await sim.close();
+    }
+  });
+
+  it('reports a bad corpus line with file:line', () => {
+    assert.throws(() => parseCorpus('{"a":1}\n\n{"b":\n', 'x.ndjson'), /^Error: x\.ndjson:3: not valid JSON/);
+    assert.throws(() => parseCorpus('{"a":1}\n[1,2]\n', 'y.ndjson'), /y\.ndjson:2: expected one JSON object per line, found an array/);
+    assert.throws(() => parseCorpus('"text"', 'z.ndjson'), /z\.ndjson:1: .*found a string/);
+    assert.deepEqual(parseCorpus('\n{"a":1}\r\n\n', 'ok.ndjson'), [{ a: 1 }]);
+  });
+});
+
+describe('simulator shutdown', () => {
+  it('closes with keep-alive connections open and leaves the port closed', async () => {
+    const sim = await startSimulator({ records: 10 });
+    const agent = new https.Agent({ ca: sim.caPem, keepAlive: true });
+    const c = client(sim, agent);
+    await c.token();
+    sim.injectFault({ route: 'token', kind: 'slow', count: 1, delayMs: 60_000 });
+    const pending = c.token().catch((e: Error) => e);
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    await sim.close();
+    assert.ok(Date.now() - t0 < 2000, 'close waited for a slow request');
+    assert.ok((await pending) instanceof Error);
+    await assert.rejects(fetch(`${sim.loginUrl}/common/discovery/instance`, { agent: new https.Agent({ ca: sim.caPem }) }), /ECONNREFUSED/);
+    agent.destroy();
+  });
+});
