@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { EventTime } from '@fluent-org/logger';
 import * as protocol from '@fluent-org/logger/build/src/protocol.js';
 
@@ -27,12 +28,12 @@ export interface ForwardReceiver {
 }
 
 export async function startForwardReceiver(
-  opts: { ack?: 'always' | 'never'; bufferMaxSize?: number; path?: string } = {},
+  opts: { ack?: 'always' | 'never'; bufferMaxSize?: number; path?: string; tls?: tls.TlsOptions } = {},
 ): Promise<ForwardReceiver> {
   let ackMode = opts.ack ?? 'always';
   const sockets = new Set<net.Socket>();
   const r: Omit<ForwardReceiver, 'port' | 'close' | 'setAck'> = { entries: [], frameSizes: [], chunks: [], frames: 0 };
-  const server = net.createServer(async (socket) => {
+  const onConnection = async (socket: net.Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
@@ -63,7 +64,8 @@ export async function startForwardReceiver(
     } catch {
       socket.destroy();
     }
-  });
+  };
+  const server = opts.tls ? tls.createServer(opts.tls, onConnection) : net.createServer(onConnection);
   await new Promise<void>((resolve) => (opts.path ? server.listen(opts.path, resolve) : server.listen(0, '127.0.0.1', resolve)));
   const addr = server.address();
   return Object.assign(r, {

@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { generateServerTls } from '../../src/simulator/tls.ts';
 import { test } from 'node:test';
 import { ForwardSink } from '../../src/sink/forward-sink.ts';
 import { DEFAULTS } from '../../src/config/schema.ts';
@@ -77,5 +81,44 @@ test('a record larger than a frame is refused with a clear error', async () => {
     await assert.rejects(sink.send(records(1, 8000), new AbortController().signal), (e: Error & { code?: string }) => e.code === 'RECORD_TOO_LARGE' && /Id id-0/.test(e.message));
   } finally {
     await sink.close();
+  }
+});
+
+test('unix socket output', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'm365-sock-'));
+  const sockPath = path.join(dir, 'fwd.sock');
+  const rx = await startForwardReceiver({ path: sockPath });
+  const sink = new ForwardSink({ ...DEFAULTS, host: '127.0.0.1', port: 1, unixSocket: sockPath, ackTimeoutMs: 5000, maxFrameBytes: 64 * 1024, maxFramesInFlight: 2 }, silentLogger);
+  try {
+    await sink.send(records(200), new AbortController().signal);
+    assert.equal(new Set(rx.entries.map((e) => e.record.Id)).size, 200);
+  } finally {
+    await sink.close();
+    await rx.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('TLS output verifies the receiver against the given CA', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'm365-tls-'));
+  const server = await generateServerTls('127.0.0.1');
+  const rx = await startForwardReceiver({ tls: { key: server.keyPem, cert: server.certPem } });
+  const caFile = path.join(dir, 'ca.pem');
+  writeFileSync(caFile, server.caPem);
+  const base = { ...DEFAULTS, host: '127.0.0.1', port: rx.port, ackTimeoutMs: 1000, maxFrameBytes: 64 * 1024, maxFramesInFlight: 2 };
+  const good = new ForwardSink({ ...base, tls: { caFile, verify: true } }, silentLogger);
+  const untrusting = new ForwardSink({ ...base, tls: { verify: true } }, silentLogger);
+  try {
+    await good.send(records(100), new AbortController().signal);
+    assert.equal(new Set(rx.entries.map((e) => e.record.Id)).size, 100);
+    // Without the CA the connection is refused: nothing is delivered, send() does not resolve.
+    const before = rx.entries.length;
+    await assert.rejects(untrusting.send(records(5), AbortSignal.timeout(1500)));
+    assert.equal(rx.entries.length, before);
+  } finally {
+    await good.close();
+    await untrusting.close();
+    await rx.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -205,3 +205,39 @@ describe('kill -9 while acks are withheld', () => {
     }
   });
 });
+
+describe('run for ever', () => {
+  test('polls, sends status records at their interval, and stops cleanly on SIGTERM', async () => {
+    const rx = await startForwardReceiver();
+    const configFile = path.join(dir, 'forever.yaml');
+    const sim = await startSimulateProcess(['--records', '500', '--seed', '21', '--write-config', configFile]);
+    try {
+      const cfg = parseYaml(readFileSync(configFile, 'utf8'));
+      cfg.polling.interval = '1s';
+      cfg.status = { tag: 'custom.status', interval: '1s' };
+      writeFileSync(configFile, stringify(cfg));
+      const child = spawnCli(['run', '-c', configFile, '--forward-port', String(rx.port)]);
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += d));
+      const closed = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+      const statusCount = () => rx.entries.filter((e) => e.tag === 'custom.status').length;
+      for (let i = 0; i < 300 && (rx.entries.filter((e) => e.tag.startsWith('cloud.')).length < 500 || statusCount() < 10); i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(rx.entries.filter((e) => e.tag.startsWith('cloud.')).length, 500, 'all records delivered');
+      assert.ok(statusCount() >= 10, `status records every second (${statusCount()})`);
+      const s = rx.entries.filter((e) => e.tag === 'custom.status').at(-1)!.record;
+      assert.equal(s.type, 'm365-forward.status');
+      assert.ok(!JSON.stringify(rx.entries.filter((e) => e.tag === 'custom.status')).includes(sim.ready.clientSecret));
+      child.kill('SIGTERM');
+      assert.equal(await closed, 0, stderr);
+      assert.match(stderr, /"msg":"stopping"/);
+      assert.ok(!stderr.includes(sim.ready.clientSecret), 'the secret never appears in logs');
+      const state = JSON.parse(readFileSync(cfg.state.path, 'utf8'));
+      assert.equal(Object.values<any>(state.feeds).reduce((n, f) => n + f.recordsDelivered, 0), 500);
+    } finally {
+      await sim.stop();
+      await rx.close();
+    }
+  });
+});
