@@ -32,18 +32,27 @@ export function registerCertificatePem(pem: string): RegisteredCertificate {
   return { publicKey, x5t: t.x5t, x5tS256: t.x5tS256, sha1Hex: t.sha1Hex };
 }
 
-/** Remembers used `jti` values until their assertion could no longer be valid anyway. */
+/**
+ * Remembers used `jti` values until their assertion could no longer be valid anyway.
+ *
+ * Re-presenting the *identical* signed assertion while it is valid is accepted: msal-node caches
+ * its certificate assertion and sends it again for up to 10 minutes (forced refreshes included),
+ * and Entra ID accepts that, or Microsoft's own library would fail. A *different* assertion that
+ * reuses a jti is a forgery or a broken client, and is refused.
+ */
 export class JtiStore {
-  private readonly seen = new Map<string, number>();
+  private readonly seen = new Map<string, { expMs: number; assertion: string }>();
 
-  has(jti: string): boolean {
-    return this.seen.has(jti);
+  /** True when this jti was used before by a different assertion. */
+  conflicts(jti: string, assertion: string): boolean {
+    const prev = this.seen.get(jti);
+    return prev !== undefined && prev.assertion !== assertion;
   }
 
-  add(jti: string, expMs: number, nowMs: number): void {
-    this.seen.set(jti, expMs);
+  add(jti: string, assertion: string, expMs: number, nowMs: number): void {
+    this.seen.set(jti, { expMs, assertion });
     if (this.seen.size > 1000) {
-      for (const [k, exp] of this.seen) if (exp + SKEW_MS < nowMs) this.seen.delete(k);
+      for (const [k, v] of this.seen) if (v.expMs + SKEW_MS < nowMs) this.seen.delete(k);
     }
   }
 }
@@ -128,9 +137,9 @@ export function checkClientAssertion(c: AssertionCheck): EntraErrorSpec | null {
   if (typeof jti !== 'string' || jti === '') {
     return invalidClient(50027, "JWT token is invalid or malformed: claim 'jti' is required.");
   }
-  if (c.rejectReplay && c.jtis.has(jti)) {
-    return invalidClient(700025, `Client assertion has already been used: jti '${jti}' was presented before. Create a new assertion for every token request.`);
+  if (c.rejectReplay && c.jtis.conflicts(jti, c.assertion)) {
+    return invalidClient(700025, `Client assertion has already been used: jti '${jti}' was presented before by a different assertion.`);
   }
-  c.jtis.add(jti, expMs, c.nowMs);
+  c.jtis.add(jti, c.assertion, expMs, c.nowMs);
   return null;
 }

@@ -17,9 +17,9 @@
  * - Time parameters: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM`, `YYYY-MM-DDTHH:MM:SS`, fraction and `Z`
  *   optional, UTC; unparseable → 400 AF20002; rule violations → 400 AF20055 (time-window.ts).
  * - NextPageUri repeats contentType/startTime/endTime and adds nextPage, but not PublisherIdentifier.
- * - Client assertions: each `jti` is accepted once (option rejectReplayedAssertions). msal-node reuses
- *   a certificate assertion for up to 10 minutes, so a forced refresh within that time is refused;
- *   and assertion exp/nbf are checked against the simulator clock with 5 minutes of skew.
+ * - Client assertions: a `jti` reused by a different assertion is refused (AADSTS700025); the same
+ *   assertion re-sent while valid is accepted, as msal-node caches it for up to 10 minutes; exp/nbf
+ *   are checked against the simulator clock with 5 minutes of skew.
  * - Tokens are checked against the simulator clock: moving `now` back more than 5 minutes makes a
  *   token issued earlier "not yet valid" (401); moving it forward past `exp` expires it.
  * - Every response carries a `Date` header from the simulator clock.

@@ -59,9 +59,9 @@ export interface SimulatorOptions {
   /** contentExpiration = contentCreated + this many days (default 7). */
   contentExpirationDays?: number;
   /**
-   * Reject a client assertion whose `jti` was already used (default true). Note: msal-node reuses
-   * its certificate assertion (same jti) for up to 10 minutes, so a forced refresh inside that
-   * time is rejected by this check; see README notes in index.ts.
+   * Reject a client assertion whose `jti` was already used by a different assertion (default
+   * true). The identical assertion presented again while valid is accepted: msal-node caches it
+   * for up to 10 minutes, forced refreshes included.
    */
   rejectReplayedAssertions?: boolean;
   /**

@@ -109,7 +109,6 @@ export class ForwardSink implements Sink {
         ack ??= p; // every entry of a tag in one flush shares one promise
         p.catch(() => {}); // handled through `ack`; the others are the same promise
       }
-      void client.flush();
       await this.#drained(client, signal);
       this.stats.framesSent++;
       return ack!;
@@ -122,8 +121,10 @@ export class ForwardSink implements Sink {
     for (let i = 0; client.sendQueueLength > 0; i++) {
       signal.throwIfAborted();
       if (client !== this.#client) throw new CollectorError('SINK_ERROR', 'forward client was replaced');
-      void client.flush();
-      await sleep(Math.min(2 + i, 50), signal);
+      // flush() writes on the next tick when the socket is writable; only poll while it is not
+      // (connecting, reconnecting, or the kernel buffer is full).
+      await client.flush();
+      if (client.sendQueueLength > 0) await sleep(Math.min(1 + i, 50), signal);
     }
   }
 

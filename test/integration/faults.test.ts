@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { startSimulator, type Simulator } from '../../src/simulator/index.ts';
+import { generateClientCertificate, startSimulator } from '../../src/simulator/index.ts';
 import { StateStore } from '../../src/state/state-store.ts';
 import { runOnce, simConfig } from '../helpers/collector-harness.ts';
 import { startForwardReceiver, type ForwardReceiver } from '../helpers/forward-receiver.ts';
@@ -91,6 +93,33 @@ test('a blob that keeps failing is parked, retried on a later run, and reported 
     assert.match(state.feeds['simulator/Audit.Exchange']!.lastError!, /expired/);
     const lastStatus = rx.entries.filter((e) => e.tag === STATUS && e.record.contentType === 'Audit.Exchange').at(-1)!;
     assert.equal(lastStatus.record.lost, 1);
+  } finally {
+    cleanup();
+    await sim.close();
+  }
+});
+
+test('certificate credential: a token the API suddenly rejects is refreshed and the run completes', async () => {
+  const cert = await generateClientCertificate();
+  const sim = await startSimulator({ seed: 13, records: 300, spanHours: 5, clientCertificates: [cert.certPem] });
+  rx.entries.length = 0;
+  const { config, cleanup } = simConfig(sim, {
+    port: rx.port,
+    spanHours: 6,
+    patch: (t) => {
+      const dir = path.dirname(t.api.ca_file);
+      writeFileSync(path.join(dir, 'client.key'), cert.keyPem, { mode: 0o600 });
+      writeFileSync(path.join(dir, 'client.crt'), cert.certPem);
+      delete t.tenants[0].client_secret;
+      t.tenants[0].certificate = { private_key_file: path.join(dir, 'client.key'), certificate_file: path.join(dir, 'client.crt') };
+    },
+  });
+  try {
+    sim.injectFault({ route: 'content', kind: 'expire-token', count: 1 });
+    const s = await runOnce(config);
+    assert.deepEqual(s.errors, []);
+    assert.equal(rx.entries.filter((e) => e.tag !== STATUS).length, 300);
+    assert.ok(sim.stats().tokensIssued >= 2, 'a second token was fetched after the 401');
   } finally {
     cleanup();
     await sim.close();

@@ -274,12 +274,16 @@ describe('management API simulator', () => {
       assert.deepEqual(r.json.error_codes, [7000274]);
     });
 
-    it('accepts a hand-made RS256 and PS256 assertion once, then rejects the replayed jti', async () => {
+    it('accepts RS256 and PS256 assertions, the same one re-sent (msal-node caches it), and refuses a jti reused by another assertion', async () => {
       for (const alg of ['RS256', 'PS256'] as const) {
-        const jwt = assertion({ keyPem: registered.keyPem, certPem: registered.certPem, clientId: sim.clientId, aud: c.tokenUrl, alg });
+        const jti = randomUUID();
+        const jwt = assertion({ keyPem: registered.keyPem, certPem: registered.certPem, clientId: sim.clientId, aud: c.tokenUrl, alg, jti });
         const first = await c.postToken(assertionForm(sim.clientId, jwt));
         assert.equal(first.status, 200, first.text);
-        const replay = await c.postToken(assertionForm(sim.clientId, jwt));
+        const again = await c.postToken(assertionForm(sim.clientId, jwt));
+        assert.equal(again.status, 200, again.text);
+        const forged = assertion({ keyPem: registered.keyPem, certPem: registered.certPem, clientId: sim.clientId, aud: c.tokenUrl, alg, jti, nowS: Math.floor(Date.now() / 1000) - 5 });
+        const replay = await c.postToken(assertionForm(sim.clientId, forged));
         assert.equal(replay.status, 401);
         assert.deepEqual(replay.json.error_codes, [700025]);
       }
