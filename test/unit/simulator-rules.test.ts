@@ -115,11 +115,12 @@ describe('client assertion checks', () => {
   const check = (assertion: string, jtis = new JtiStore()) =>
     checkClientAssertion({ assertion, clientId: 'cid', audience: aud, nowMs: now, certificates: [cert], jtis, rejectReplay: true })?.code ?? 'ok';
 
-  it('accepts a good assertion and refuses its replay', () => {
+  it('accepts a good assertion and the same one re-sent, refuses its jti in another assertion', () => {
     const jtis = new JtiStore();
-    const a = make();
+    const a = make({ jti: 'j-1' });
     assert.equal(check(a, jtis), 'ok');
-    assert.equal(check(a, jtis), 700025);
+    assert.equal(check(a, jtis), 'ok', 'msal-node re-sends its cached assertion');
+    assert.equal(check(make({ jti: 'j-1', nbf: nowS - 1 }), jtis), 700025);
   });
   const cases: [string, () => string, number][] = [
     ['garbage', () => 'abc', 50027],
