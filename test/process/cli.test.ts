@@ -65,6 +65,22 @@ describe('simulate + run --once as separate processes', () => {
     assert.ok(!check.stdout.includes(sim.ready.clientSecret), 'the secret is never printed');
   });
 
+  test('subscriptions list, stop, start', async () => {
+    const list = await runCli(['subscriptions', 'list', '-c', configFile]);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /simulator\tDLP\.All\tenabled/);
+    const stop = await runCli(['subscriptions', 'stop', '-c', configFile, '--content-type', 'DLP.All']);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.match((await runCli(['subscriptions', 'list', '-c', configFile])).stdout, /simulator\tDLP\.All\tdisabled/);
+    const start = await runCli(['subscriptions', 'start', '-c', configFile]);
+    assert.equal(start.code, 0, start.stderr);
+    assert.match(start.stdout, /simulator\tDLP\.All\tstarted/);
+    assert.match(start.stdout, /simulator\tAudit\.Exchange\talready enabled/);
+    const bad = await runCli(['subscriptions', 'start', '-c', configFile, '--content-type', 'Audit.Nope']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /Invalid values/);
+  });
+
   test('a wrong secret: clear error, exit 3, nothing emitted, state untouched', async () => {
     const cfg = parseYaml(readFileSync(configFile, 'utf8'));
     cfg.tenants[0].client_secret = 'wrong-secret-value-123';
