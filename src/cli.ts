@@ -16,6 +16,7 @@ const configOpt = { alias: 'c', type: 'string', demandOption: true, describe: 'c
 const overrideOpts = <T,>(y: Argv<T>) =>
   y
     .option('output', { choices: ['forward', 'stdout'] as const, describe: 'override output.type' })
+    .option('record-format', { choices: ['record', 'devo'] as const, describe: 'override output.record_format (devo: {devo_tag, message} for a syslog output to Devo)' })
     .option('forward-host', { type: 'string', describe: 'override output.forward.host', requiresArg: true })
     .option('forward-port', { type: 'number', describe: 'override output.forward.port', requiresArg: true })
     .option('state', { type: 'string', describe: 'override state.path', requiresArg: true });
@@ -35,7 +36,7 @@ await yargs(hideBin(process.argv))
     (y) =>
       overrideOpts(y.option('config', configOpt).option('once', { type: 'boolean', default: false, describe: 'collect everything available now, wait for every ack and checkpoint, exit' })),
     async (a) =>
-      done(await runCommand({ config: a.config, once: a.once, output: a.output, forwardHost: a['forward-host'], forwardPort: a['forward-port'], statePath: a.state, logLevel: a['log-level'] })),
+      done(await runCommand({ config: a.config, once: a.once, output: a.output, recordFormat: a['record-format'], forwardHost: a['forward-host'], forwardPort: a['forward-port'], statePath: a.state, logLevel: a['log-level'] })),
   )
   .command(
     'simulate',
@@ -71,16 +72,17 @@ await yargs(hideBin(process.argv))
         .option('span', { type: 'number', default: 20, describe: 'hours of history' })
         .option('late', { type: 'number', default: 0.1, describe: 'fraction of blobs listed late' })
         .option('output', { choices: ['stdout', 'forward'] as const, default: 'stdout' as const, describe: 'print records, or send them to Fluent Bit' })
+        .option('record-format', { choices: ['record', 'devo'] as const, default: 'record' as const, describe: 'record: as the API sent it; devo: {devo_tag, message}' })
         .option('forward-host', { type: 'string', default: '127.0.0.1' })
         .option('forward-port', { type: 'number', default: 24224 }),
     async (a) =>
-      done(await demoCommand({ records: a.records, seed: a.seed, span: a.span, late: a.late, output: a.output, forwardHost: a['forward-host'], forwardPort: a['forward-port'], logLevel: a['log-level'] })),
+      done(await demoCommand({ records: a.records, seed: a.seed, span: a.span, late: a.late, output: a.output, recordFormat: a['record-format'], forwardHost: a['forward-host'], forwardPort: a['forward-port'], logLevel: a['log-level'] })),
   )
   .command(
     'check',
     'validate the config, get a token, list subscriptions, measure clock skew, send one test record',
     (y) => overrideOpts(y.option('config', configOpt)),
-    async (a) => done(await checkCommand({ config: a.config, output: a.output, forwardHost: a['forward-host'], forwardPort: a['forward-port'], statePath: a.state })),
+    async (a) => done(await checkCommand({ config: a.config, output: a.output, recordFormat: a['record-format'], forwardHost: a['forward-host'], forwardPort: a['forward-port'], statePath: a.state })),
   )
   .command('subscriptions', 'list, start or stop the API subscriptions of every configured tenant', (y) =>
     y

@@ -16,6 +16,7 @@ export interface DemoArgs {
   late: number;
   span: number;
   output: 'stdout' | 'forward';
+  recordFormat?: 'record' | 'devo';
   forwardHost?: string;
   forwardPort?: number;
   logLevel?: string;
@@ -40,6 +41,7 @@ export async function demoCommand(a: DemoArgs): Promise<number> {
       spanHours: a.span,
       statePath: path.join(dir, 'state.json'),
       output: a.output,
+      recordFormat: a.recordFormat,
       forwardHost: a.forwardHost,
       forwardPort: a.forwardPort,
     });

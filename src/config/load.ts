@@ -39,6 +39,7 @@ const realEnv: LoadEnv = { env: process.env, readFile: (f) => readFileSync(f, 'u
 /** Command-line flags that override the file (`run --output ... --state ...`). */
 export interface ConfigOverrides {
   output?: 'forward' | 'stdout';
+  recordFormat?: 'record' | 'devo';
   forwardHost?: string;
   forwardPort?: number;
   statePath?: string;
@@ -102,11 +103,16 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
 
   // --- output
   const out = section(p, '', root, 'output');
-  checkKeys(p, 'output', out, ['type', 'forward']);
+  checkKeys(p, 'output', out, ['type', 'record_format', 'forward']);
   let type = out.type ?? 'forward';
   if (type !== 'forward' && type !== 'stdout') {
     p.add('output.type', `must be "forward" or "stdout", got ${typeName(type)}`);
     type = 'forward';
+  }
+  let recordFormat = out.record_format ?? 'record';
+  if (recordFormat !== 'record' && recordFormat !== 'devo') {
+    p.add('output.record_format', `must be "record" or "devo", got ${typeName(recordFormat)}`);
+    recordFormat = 'record';
   }
   const forward = parseForward(p, section(p, 'output', out, 'forward'), resolvePath);
 
@@ -152,6 +158,7 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
 
   // --- overrides from the command line win over the file
   if (overrides.output) type = overrides.output;
+  if (overrides.recordFormat) recordFormat = overrides.recordFormat;
   if (overrides.forwardHost) forward.host = overrides.forwardHost;
   if (overrides.forwardPort !== undefined) {
     if (!Number.isInteger(overrides.forwardPort) || overrides.forwardPort < 1 || overrides.forwardPort > 65535) {
@@ -165,7 +172,7 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
   }
   return {
     tenants,
-    output: { type: type as 'forward' | 'stdout', forward },
+    output: { type: type as 'forward' | 'stdout', recordFormat: recordFormat as 'record' | 'devo', forward },
     routing: { tagTemplate, workloadTables },
     status: { tag: statusTag, intervalMs: statusInterval },
     state: { path: overrides.statePath ? path.resolve(overrides.statePath) : statePath },

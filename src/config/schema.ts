@@ -72,8 +72,16 @@ export interface ForwardOutputConfig {
   maxFramesInFlight: number;
 }
 
+/**
+ * What each Forward record holds: `record` is the audit record as the API sent it; `devo` is
+ * `{devo_tag, message}` with `message` the record's JSON, for Fluent Bit's syslog output to Devo
+ * without scripting (syslog_appname_key devo_tag, syslog_message_key message).
+ */
+export type RecordFormat = 'record' | 'devo';
+
 export interface OutputConfig {
   type: 'forward' | 'stdout';
+  recordFormat: RecordFormat;
   forward: ForwardOutputConfig;
 }
 

@@ -16,7 +16,7 @@ export interface SimulatorEndpoint {
 
 export function simulatorConfigTree(
   sim: SimulatorEndpoint,
-  opts: { spanHours: number; statePath: string; output?: 'forward' | 'stdout'; forwardHost?: string; forwardPort?: number },
+  opts: { spanHours: number; statePath: string; output?: 'forward' | 'stdout'; recordFormat?: 'record' | 'devo'; forwardHost?: string; forwardPort?: number },
 ): Record<string, unknown> {
   const lookbackHours = Math.min(7 * 24 - 1, Math.ceil(opts.spanHours) + 1);
   return {
@@ -34,6 +34,7 @@ export function simulatorConfigTree(
     api: { ca_file: sim.caFile },
     output: {
       type: opts.output ?? 'forward',
+      record_format: opts.recordFormat ?? 'record',
       forward: { host: opts.forwardHost ?? '127.0.0.1', port: opts.forwardPort ?? 24224 },
     },
     state: { path: opts.statePath },

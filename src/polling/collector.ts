@@ -4,7 +4,7 @@ import { createTokenProvider, type TokenProvider } from '../auth/token-provider.
 import type { Config, TenantConfig } from '../config/schema.ts';
 import { CollectorError, describeError } from '../errors.ts';
 import { ApiClient } from '../management-api/api-client.ts';
-import { createRouter } from '../sink/route.ts';
+import { createRouter, wireRecord } from '../sink/route.ts';
 import type { Sink } from '../sink/types.ts';
 import { feedKey, type StateFile, type StateStore } from '../state/state-store.ts';
 import { systemClock, type Clock } from '../support/clock.ts';
@@ -157,10 +157,11 @@ export class Collector {
   /** One status record per feed on the status tag (what an inactivity alert in the SIEM watches). */
   async emitStatus(signal: AbortSignal): Promise<void> {
     const now = this.clock();
+    const { tag } = this.deps.config.status;
     const recs = this.feeds.map((f) => ({
-      tag: this.deps.config.status.tag,
+      tag,
       timeMs: now,
-      record: statusRecord(f, now, this.tenants.find((t) => t.tenant === f.deps.tenant)?.skewMs),
+      record: wireRecord(tag, statusRecord(f, now, this.tenants.find((t) => t.tenant === f.deps.tenant)?.skewMs), this.deps.config.output.recordFormat),
     }));
     await this.deps.sink.send(recs, signal);
   }

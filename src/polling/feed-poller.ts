@@ -7,7 +7,7 @@ import { formatListTime, parseApiTime } from '../management-api/dates.ts';
 import { fetchBlob } from '../management-api/fetch-blob.ts';
 import { listContent } from '../management-api/list-content.ts';
 import { startSubscription } from '../management-api/subscriptions.ts';
-import { recordTime, type Router } from '../sink/route.ts';
+import { recordTime, wireRecord, type Router } from '../sink/route.ts';
 import type { RoutedRecord, Sink } from '../sink/types.ts';
 import type { Clock } from '../support/clock.ts';
 import type { Logger } from '../support/logger.ts';
@@ -171,7 +171,8 @@ export class FeedPoller {
       const routed: RoutedRecord[] = records.map((record) => {
         const t = recordTime(record, createdMs);
         if (!t.fromRecord) this.counters.timeFallbacks++;
-        return { tag: d.router.tagFor(record, d.contentType), timeMs: t.ms, record };
+        const tag = d.router.tagFor(record, d.contentType);
+        return { tag, timeMs: t.ms, record: wireRecord(tag, record, d.config.output.recordFormat) };
       });
       await d.sink.send(routed, signal);
       markDelivered(this.state, b, createdMs, records.length);

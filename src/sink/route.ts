@@ -51,3 +51,11 @@ export function recordTime(record: Record<string, unknown>, fallbackMs: number):
   const t = parseApiTime(record.CreationTime);
   return t === undefined ? { ms: fallbackMs, fromRecord: false } : { ms: t, fromRecord: true };
 }
+
+/**
+ * The record as it goes on the wire. `devo`: `{devo_tag, message}`, the tag naming the Devo table
+ * and `message` the record's JSON (the same JSON value the API delivered; key order kept).
+ */
+export function wireRecord(tag: string, record: Record<string, unknown>, format: 'record' | 'devo'): Record<string, unknown> {
+  return format === 'devo' ? { devo_tag: tag, message: JSON.stringify(record) } : record;
+}

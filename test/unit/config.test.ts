@@ -142,3 +142,11 @@ test('every example in conf/ loads with the real loader', () => {
     assert.ok(c.tenants.length >= 1, f);
   }
 });
+
+test('record_format: record (default) or devo, overridable', () => {
+  const base = { tenants: [{ tenant_id: T, client_id: C, client_secret: 'x' }] };
+  assert.equal(parseConfig(base, '/x/c.yaml', {}, env()).output.recordFormat, 'record');
+  assert.equal(parseConfig({ ...base, output: { record_format: 'devo' } }, '/x/c.yaml', {}, env()).output.recordFormat, 'devo');
+  assert.equal(parseConfig(base, '/x/c.yaml', { recordFormat: 'devo' }, env()).output.recordFormat, 'devo');
+  assert.match(problems({ ...base, output: { record_format: 'syslog' } }), /output.record_format: must be "record" or "devo"/);
+});
