@@ -28,8 +28,14 @@ export async function runCommand(args: RunArgs): Promise<number> {
     if (args.once) {
       const s = await collector.runOnce(ac.signal);
       const line = `delivered ${s.records} records in ${s.blobs} blobs from ${collector.feeds.length} feeds to ${sink.description}; checkpoint saved to ${config.state.path}`;
-      if (s.errors.length || s.parked || s.lost) {
-        process.stderr.write(`m365-forward: ${line}, but ${s.parked} blob(s) parked for retry, ${s.lost} lost, ${s.errors.length} feed error(s):\n${s.errors.map((e) => `  - ${e}`).join('\n')}\n`);
+      // Blobs parked in this run or earlier ones still waiting: not everything available was delivered.
+      const waiting = collector.feeds.reduce((n, f) => n + f.state.retry.length, 0);
+      if (s.errors.length || s.lost || waiting) {
+        process.stderr.write(
+          `m365-forward: ${line}, but ${waiting} blob(s) wait in the retry queue (see state show), ${s.lost} lost, ${s.errors.length} feed error(s)` +
+            (s.errors.length ? `:\n${s.errors.map((e) => `  - ${e}`).join('\n')}` : '') +
+            '\n',
+        );
         return EXIT.failed;
       }
       process.stderr.write(`m365-forward: ${line}\n`);

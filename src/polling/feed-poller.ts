@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Config, TenantConfig } from '../config/schema.ts';
 import { CollectorError, describeError } from '../errors.ts';
 import { ApiCallError, type ApiClient } from '../management-api/api-client.ts';
@@ -98,14 +99,45 @@ export class FeedPoller {
         return result;
       }
       const todo = this.#select(blobs, result);
-      await Promise.all(todo.map((b) => this.#deliverOrPark(b, result, signal)));
-      signal.throwIfAborted();
+      await this.#deliverAll(todo, result, signal);
       completeWindow(this.state, w.end, d.config.polling.overlapMs);
       result.windows++;
       await d.save();
     }
     if (!result.error) this.counters.lastSuccessAt = d.clock();
+    // A clean poll with nothing left in the retry queue clears the last error, so an alert on
+    // it does not fire for ever after a recovered outage (losses stay counted in `lost`).
+    if (!result.error && !result.parked && !result.lost && this.state.retry.length === 0 && this.state.lastError !== undefined) {
+      delete this.state.lastError;
+      await d.save();
+    }
     return result;
+  }
+
+  /**
+   * Delivers a window's blobs side by side (the tenant's pool bounds how many). A fatal error in
+   * one stops the others before the poll ends, so no orphaned download outlives its poll.
+   */
+  async #deliverAll(todo: BlobRef[], result: PollResult, signal: AbortSignal): Promise<void> {
+    const stop = new AbortController();
+    setMaxListeners(0, stop.signal); // each queued download and request listens to it
+    const onAbort = () => stop.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const settled = await Promise.allSettled(
+        todo.map((b) =>
+          this.#deliverOrPark(b, result, stop.signal).catch((err) => {
+            stop.abort(err);
+            throw err;
+          }),
+        ),
+      );
+      signal.throwIfAborted();
+      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failed) throw stop.signal.reason ?? failed.reason;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   /** Lists one window; starts the subscription when the API says there is none (AF20022/AF20023). */
@@ -183,7 +215,7 @@ export class FeedPoller {
       if (signal.aborted) throw signal.reason;
       // Tenant-wide problems (token refused, permission missing) stop the poll; a problem with
       // this one blob (bad body, odd 4xx, record too large) parks the blob and the feed goes on.
-      if (err instanceof CollectorError && err.fatal && (err.code === 'AUTH_FAILED' || (err.apiCode !== undefined && AF_CODES[err.apiCode]?.action === 'fatal'))) throw err;
+      if (err instanceof CollectorError && err.fatal && (err.code === 'AUTH_FAILED' || err.code === 'SINK_ERROR' || (err.apiCode !== undefined && AF_CODES[err.apiCode]?.action === 'fatal'))) throw err;
       if (err instanceof ApiCallError && err.action === 'gone') {
         this.#lose(b, `${describeError(err)}`, result);
       } else {

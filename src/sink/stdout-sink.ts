@@ -1,3 +1,4 @@
+import { CollectorError } from '../errors.ts';
 import type { RoutedRecord, Sink } from './types.ts';
 
 /**
@@ -7,7 +8,15 @@ import type { RoutedRecord, Sink } from './types.ts';
  */
 export class StdoutSink implements Sink {
   readonly description = 'stdout';
-  constructor(private readonly out: NodeJS.WritableStream = process.stdout) {}
+  #closedBy?: Error;
+  constructor(private readonly out: NodeJS.WritableStream = process.stdout) {
+    // A reader that goes away (`| head`) makes writes fail with EPIPE; without a listener the
+    // stream's 'error' event would crash the process. Remember it and fail the sends instead:
+    // nothing written after that point counts as delivered.
+    out.on('error', (err: Error) => {
+      this.#closedBy = err;
+    });
+  }
 
   async send(records: RoutedRecord[], signal: AbortSignal): Promise<void> {
     let buf = '';
@@ -15,8 +24,9 @@ export class StdoutSink implements Sink {
       buf += JSON.stringify({ tag: r.tag, time: new Date(r.timeMs).toISOString(), record: r.record }) + '\n';
     }
     signal.throwIfAborted();
+    if (this.#closedBy) throw new CollectorError('SINK_ERROR', `stdout is closed (${this.#closedBy.message})`, { fatal: true });
     await new Promise<void>((resolve, reject) => {
-      this.out.write(buf, (err) => (err ? reject(err) : resolve()));
+      this.out.write(buf, (err) => (err ? reject(new CollectorError('SINK_ERROR', `cannot write to stdout: ${err.message}`, { fatal: true, cause: err })) : resolve()));
     });
   }
 
