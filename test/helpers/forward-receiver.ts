@@ -23,12 +23,13 @@ export interface ForwardReceiver {
   chunks: string[];
   /** Frames that arrived (acked or not). */
   frames: number;
-  setAck(mode: 'always' | 'never'): void;
+  /** 'reject': answer `{}` and close, as Vector does when a sink rejects the events. */
+  setAck(mode: 'always' | 'never' | 'reject'): void;
   close(): Promise<void>;
 }
 
 export async function startForwardReceiver(
-  opts: { ack?: 'always' | 'never'; bufferMaxSize?: number; path?: string; tls?: tls.TlsOptions } = {},
+  opts: { ack?: 'always' | 'never' | 'reject'; bufferMaxSize?: number; path?: string; tls?: tls.TlsOptions } = {},
 ): Promise<ForwardReceiver> {
   let ackMode = opts.ack ?? 'always';
   const sockets = new Set<net.Socket>();
@@ -58,6 +59,10 @@ export async function startForwardReceiver(
         }
         if (t.chunk) {
           r.chunks.push(t.chunk);
+          if (ackMode === 'reject') {
+            socket.end(protocol.encodeMessage({} as never));
+            return;
+          }
           if (ackMode === 'always') socket.write(protocol.encodeMessage(protocol.generateAck(t.chunk)));
         }
       }
@@ -70,7 +75,7 @@ export async function startForwardReceiver(
   const addr = server.address();
   return Object.assign(r, {
     port: typeof addr === 'object' && addr ? addr.port : 0,
-    setAck(mode: 'always' | 'never') {
+    setAck(mode: 'always' | 'never' | 'reject') {
       ackMode = mode;
     },
     async close() {

@@ -122,3 +122,20 @@ test('TLS output verifies the receiver against the given CA', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a receiver that rejects with {} (Vector's sink reject) and closes: the client is recreated and the frames re-sent", async () => {
+  const rx = await startForwardReceiver({ ack: 'reject' });
+  const sink = new ForwardSink({ ...DEFAULTS, host: '127.0.0.1', port: rx.port, ackTimeoutMs: 1000, maxFrameBytes: 64 * 1024, maxFramesInFlight: 2 }, silentLogger);
+  try {
+    const p = sink.send(records(100), new AbortController().signal);
+    for (let i = 0; i < 100 && rx.frames === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300));
+    rx.setAck('always');
+    await p;
+    assert.ok(sink.stats.framesRetried >= 1);
+    assert.equal(new Set(rx.entries.map((e) => e.record.Id)).size, 100);
+  } finally {
+    await sink.close();
+    await rx.close();
+  }
+});
