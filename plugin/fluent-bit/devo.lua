@@ -15,7 +15,8 @@ through unchanged.
         Match            cloud.office365.management.*
         script           devo.lua
         call             to_devo
-        enable_flb_null  on        # REQUIRED to keep JSON nulls, see below
+        # REQUIRED to keep JSON nulls, see below (no comments after a value in this format)
+        enable_flb_null  on
     [OUTPUT]
         Name                syslog
         Syslog_Appname_Key  devo_tag
