@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { generateServerTls } from '../../src/simulator/tls.ts';
+import { generateClientCertificate, generateServerTls } from '../../src/simulator/tls.ts';
 import { test } from 'node:test';
 import { ForwardSink } from '../../src/sink/forward-sink.ts';
 import { DEFAULTS } from '../../src/config/schema.ts';
@@ -137,5 +137,29 @@ test("a receiver that rejects with {} (Vector's sink reject) and closes: the cli
   } finally {
     await sink.close();
     await rx.close();
+  }
+});
+
+test('TLS output presents a client certificate when the receiver requires one', async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'm365-mtls-'));
+  const server = await generateServerTls('127.0.0.1');
+  const client = await generateClientCertificate({ commonName: 'm365-forward' });
+  // The receiver trusts exactly this (self-signed) client certificate, like tls.verify_client_cert.
+  const rx = await startForwardReceiver({ tls: { key: server.keyPem, cert: server.certPem, requestCert: true, rejectUnauthorized: true, ca: client.certPem } });
+  for (const [f, v] of [['ca.pem', server.caPem], ['client.crt', client.certPem], ['client.key', client.keyPem]] as const) writeFileSync(path.join(dir, f), v);
+  const base = { ...DEFAULTS, host: '127.0.0.1', port: rx.port, ackTimeoutMs: 1000, maxFrameBytes: 64 * 1024, maxFramesInFlight: 2 };
+  const withCert = new ForwardSink({ ...base, tls: { caFile: path.join(dir, 'ca.pem'), certFile: path.join(dir, 'client.crt'), keyFile: path.join(dir, 'client.key'), verify: true } }, silentLogger);
+  const withoutCert = new ForwardSink({ ...base, tls: { caFile: path.join(dir, 'ca.pem'), verify: true } }, silentLogger);
+  try {
+    await withCert.send(records(50), new AbortController().signal);
+    assert.equal(new Set(rx.entries.map((e) => e.record.Id)).size, 50);
+    const before = rx.entries.length;
+    await assert.rejects(withoutCert.send(records(5), AbortSignal.timeout(1500)));
+    assert.equal(rx.entries.length, before, 'nothing accepted without the client certificate');
+  } finally {
+    await withCert.close();
+    await withoutCert.close();
+    await rx.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
