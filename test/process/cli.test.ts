@@ -257,3 +257,31 @@ describe('run for ever', () => {
     }
   });
 });
+
+describe('demo', () => {
+  test('prints routed records from several workloads and a summary, exit 0', async () => {
+    const r = await runCli(['demo', '--records', '80']);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split('\n').filter((l) => l.startsWith('{'));
+    const recs = lines.map((l) => JSON.parse(l));
+    const audit = recs.filter((x) => x.tag.startsWith('cloud.office365.management.'));
+    assert.equal(audit.length, 80);
+    assert.ok(new Set(audit.map((x) => x.tag)).size >= 4, 'several workloads');
+    for (const x of audit) assert.ok(x.time && x.record.Id);
+    assert.match(r.stdout, /demo summary: 80 records in \d+ blobs from 5 feeds/);
+  });
+
+  test('--output forward sends them to a forward input and waits for the acks', async () => {
+    const rx = await startForwardReceiver();
+    try {
+      const r = await runCli(['demo', '--records', '50', '--output', 'forward', '--forward-port', String(rx.port), '--record-format', 'devo']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /every one acknowledged and checkpointed/);
+      const got = audit(rx);
+      assert.equal(got.length, 50);
+      for (const e of got) assert.equal(e.record.devo_tag, e.tag);
+    } finally {
+      await rx.close();
+    }
+  });
+});
