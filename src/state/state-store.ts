@@ -1,4 +1,5 @@
-import { mkdirSync, openSync, closeSync, fsyncSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { mkdir, open, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { CollectorError } from '../errors.ts';
 import type { FeedState, RetryEntry } from '../polling/checkpoint.ts';
@@ -22,7 +23,10 @@ export function feedKey(tenantName: string, contentType: string): string {
 }
 
 export class StateStore {
-  #writing: Promise<void> = Promise.resolve();
+  /** The last write in the chain (never rejects: errors go to that write's callers). */
+  #tail: Promise<void> = Promise.resolve();
+  /** A write that has not started yet: a later save() joins it instead of queueing another. */
+  #queued?: Promise<void>;
   constructor(readonly file: string) {}
 
   /** Reads the state; a missing file is an empty state. */
@@ -37,34 +41,47 @@ export class StateStore {
     return parseState(text, this.file);
   }
 
-  /** Writes the state atomically. Calls are serialized; each writes the snapshot it was given. */
+  /**
+   * Writes the state atomically; resolves once a write that includes the state as it is now has
+   * reached the disk. Writes never overlap, and saves that arrive while one is running are
+   * coalesced into the next write (the state is serialized when that write starts), so many
+   * blobs acked at once cost one fsync, not one each.
+   */
   save(state: StateFile): Promise<void> {
-    const text = JSON.stringify(state, null, 1) + '\n';
-    const run = this.#writing.then(() => writeAtomic(this.file, text));
-    this.#writing = run.catch(() => {});
+    if (this.#queued) return this.#queued;
+    const run = this.#tail.then(() => {
+      this.#queued = undefined;
+      return writeAtomic(this.file, JSON.stringify(state) + '\n');
+    });
+    this.#queued = run;
+    this.#tail = run.catch(() => {});
     return run;
   }
 }
 
-function writeAtomic(file: string, text: string): void {
+/**
+ * temp file → write → fsync → rename → fsync(folder). Asynchronous, so acks keep being processed
+ * during the fsync and the saves they cause coalesce into the next write.
+ */
+async function writeAtomic(file: string, text: string): Promise<void> {
   const dir = path.dirname(file);
+  const tmp = `${file}.${process.pid}.tmp`;
   try {
-    mkdirSync(dir, { recursive: true });
-    const tmp = `${file}.${process.pid}.tmp`;
-    const fd = openSync(tmp, 'w', 0o600);
+    await mkdir(dir, { recursive: true });
+    const fh = await open(tmp, 'w', 0o600);
     try {
-      writeFileSync(fd, text);
-      fsyncSync(fd);
+      await fh.writeFile(text);
+      await fh.sync();
     } finally {
-      closeSync(fd);
+      await fh.close();
     }
-    renameSync(tmp, file);
+    await rename(tmp, file);
     // fsync the folder so the rename itself survives a power loss.
-    const dfd = openSync(dir, 'r');
+    const dh = await open(dir, 'r');
     try {
-      fsyncSync(dfd);
+      await dh.sync();
     } finally {
-      closeSync(dfd);
+      await dh.close();
     }
   } catch (err) {
     throw new CollectorError('STATE_IO', `cannot write state file ${file}: ${(err as Error).message}`, { cause: err });

@@ -12,6 +12,9 @@ export function createHttpsAgent(caFile?: string, caPem?: string): https.Agent {
   return new https.Agent({
     keepAlive: true,
     maxSockets: 16,
-    ca: extra ? [...tls.rootCertificates, extra] : undefined,
+    // A secure context built once, not a `ca` option: the agent keys its socket pool by
+    // concatenating every `ca` string for each request, which with Node's ~150 roots cost a third
+    // of the collector's CPU.
+    secureContext: extra ? tls.createSecureContext({ ca: [...tls.rootCertificates, extra] }) : undefined,
   });
 }

@@ -16,4 +16,4 @@ const s = await collector.runOnce(AbortSignal.timeout(600_000));
 const seconds = (performance.now() - t0) / 1000;
 collector.close();
 await sink.close();
-process.stdout.write(JSON.stringify({ seconds, records: s.records, blobs: s.blobs, errors: s.errors, maxRssMiB: process.resourceUsage().maxRSS / 1024 }) + '\n');
+process.stdout.write(JSON.stringify({ seconds, records: s.records, blobs: s.blobs, errors: s.errors, maxRssMiB: process.resourceUsage().maxRSS / 1024, cpuSeconds: (process.resourceUsage().userCPUTime + process.resourceUsage().systemCPUTime) / 1e6 }) + '\n');

@@ -39,16 +39,19 @@ async function endToEnd(records: number) {
     const configFile = path.join(dir, 'bench.yaml');
     writeFileSync(configFile, stringify(tree));
     const bytes = sim.blobs().reduce((n, b) => n + b.records.reduce((m, r) => m + JSON.stringify(r).length, 0), 0);
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'collector-child.ts'), configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const parentCpu = process.cpuUsage();
+    const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), '--import', 'tsx', path.join(here, 'collector-child.ts'), configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     await new Promise((r) => child.on('close', r));
     const res = JSON.parse(out);
+    const pc = process.cpuUsage(parentCpu);
+    const simCpu = (pc.user + pc.system) / 1e6;
     const received = rx.entries.filter((e) => e.tag.startsWith('cloud.')).length;
     line(
       `end to end, ${records} records (${(bytes / 2 ** 20).toFixed(1)} MiB of JSON, ${sim.blobs().length} blobs): ` +
         `${res.seconds.toFixed(2)} s, ${Math.round(res.records / res.seconds)} records/s, ${(bytes / 2 ** 20 / res.seconds).toFixed(1)} MiB/s, ` +
-        `collector peak RSS ${res.maxRssMiB.toFixed(0)} MiB, receiver got ${received}${res.errors.length ? `, errors: ${res.errors.join('; ')}` : ''}`,
+        `collector peak RSS ${res.maxRssMiB.toFixed(0)} MiB, collector CPU ${res.cpuSeconds.toFixed(1)} s (simulator + receiver ${simCpu.toFixed(1)} s), receiver got ${received}${res.errors.length ? `, errors: ${res.errors.join('; ')}` : ''}`,
     );
   } finally {
     await sim.close();
@@ -59,6 +62,7 @@ async function endToEnd(records: number) {
 
 await endToEnd(20_000);
 await endToEnd(60_000);
+if (process.argv.includes('--quick')) process.exit(0);
 
 // Frames: route + encode + cap, as the sink does for every blob.
 {
