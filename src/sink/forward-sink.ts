@@ -5,6 +5,7 @@ import type { ForwardOutputConfig } from '../config/schema.ts';
 import { CollectorError, describeError } from '../errors.ts';
 import { backoffDelay } from '../polling/backoff.ts';
 import type { Logger } from '../support/logger.ts';
+import { Semaphore } from '../support/semaphore.ts';
 import { sleep } from '../support/sleep.ts';
 import { buildFrames, type Frame } from './frames.ts';
 import type { RoutedRecord, Sink } from './types.ts';
@@ -26,9 +27,10 @@ export class ForwardSink implements Sink {
   readonly description: string;
   #client: FluentClient;
   #emitLock: Promise<void> = Promise.resolve();
-  #inFlight = 0;
-  #waiters: Array<() => void> = [];
-  #generation = 0;
+  /** Frames sent and not yet acked, at most maxFramesInFlight. */
+  readonly #slots: Semaphore;
+  /** Clients the library has put in its FATAL state (they never reconnect by themselves). */
+  readonly #fatal = new WeakSet<FluentClient>();
   #closed = false;
   /** Counters for status records and tests. */
   readonly stats = { framesSent: 0, framesAcked: 0, framesRetried: 0, recordsAcked: 0 };
@@ -40,6 +42,7 @@ export class ForwardSink implements Sink {
     this.description = cfg.unixSocket
       ? `forward unix:${cfg.unixSocket}`
       : `forward ${cfg.tls ? 'tls://' : 'tcp://'}${cfg.host}:${cfg.port}`;
+    this.#slots = new Semaphore(cfg.maxFramesInFlight);
     this.#client = this.#createClient();
   }
 
@@ -73,34 +76,23 @@ export class ForwardSink implements Sink {
       flushInterval: 0,
       disconnect: { waitForPending: false, socketDisconnectDelay: 0 },
     });
-    const gen = ++this.#generation;
     client.socketOn(FluentSocketEvent.ERROR, (err: Error) => {
-      if (gen === this.#generation) this.log.warn('forward connection error', { output: this.description, error: err.message });
+      // These put the library's socket in FATAL: it will never reconnect (Vector's `{}` reject,
+      // an unexpected HELO from a shared_key input). Mark it so the next send replaces it.
+      if (['AuthError', 'UnexpectedMessageError', 'FatalSocketError'].includes(err.name)) this.#fatal.add(client);
+      if (client === this.#client) this.log.warn('forward connection error', { output: this.description, error: err.message });
     });
     return client;
   }
 
-  async #acquireSlot(signal: AbortSignal): Promise<void> {
-    while (this.#inFlight >= this.cfg.maxFramesInFlight) {
-      await new Promise<void>((resolve) => this.#waiters.push(resolve));
-      signal.throwIfAborted();
-    }
-    this.#inFlight++;
-  }
-
-  #releaseSlot(): void {
-    this.#inFlight--;
-    this.#waiters.shift()?.();
-  }
-
-  /** Emits one frame as exactly one packet; resolves with the promise of its ack. */
-  async #emitFrame(frame: Frame, signal: AbortSignal): Promise<Promise<void>> {
+  /** Emits one frame as exactly one packet; resolves with the client used and its ack promise. */
+  async #emitFrame(frame: Frame, signal: AbortSignal): Promise<{ client: FluentClient; ack: Promise<void> }> {
     const prev = this.#emitLock;
     let release!: () => void;
     this.#emitLock = new Promise((r) => (release = r));
     await prev;
+    const client = this.#client;
     try {
-      const client = this.#client;
       // Wait until whatever was emitted before has left the send queue, so nothing merges.
       await this.#drained(client, signal);
       let ack: Promise<void> | undefined;
@@ -111,16 +103,25 @@ export class ForwardSink implements Sink {
       }
       await this.#drained(client, signal);
       this.stats.framesSent++;
-      return ack!;
+      return { client, ack: ack! };
+    } catch (err) {
+      throw Object.assign(err instanceof Error ? err : new Error(String(err)), { client });
     } finally {
       release();
     }
   }
 
   async #drained(client: FluentClient, signal: AbortSignal): Promise<void> {
+    const started = Date.now();
     for (let i = 0; client.sendQueueLength > 0; i++) {
       signal.throwIfAborted();
       if (client !== this.#client) throw new CollectorError('SINK_ERROR', 'forward client was replaced');
+      if (this.#fatal.has(client)) throw new CollectorError('SINK_ERROR', 'the forward connection failed for good (FATAL); reconnecting with a new client');
+      // Not writable for as long as an ack may take (receiver down, stalled, or refusing): give
+      // the send back to the retry path, which replaces the client and logs it.
+      if (Date.now() - started > this.cfg.ackTimeoutMs) {
+        throw new CollectorError('SINK_ERROR', `cannot write to ${this.description} for ${this.cfg.ackTimeoutMs} ms (receiver down or not reading)`);
+      }
       // flush() writes on the next tick when the socket is writable; only poll while it is not
       // (connecting, reconnecting, or the kernel buffer is full).
       await client.flush();
@@ -132,10 +133,12 @@ export class ForwardSink implements Sink {
     for (let attempt = 0; ; attempt++) {
       signal.throwIfAborted();
       if (this.#closed) throw new CollectorError('SINK_ERROR', 'forward output is closed');
-      await this.#acquireSlot(signal);
-      const client = this.#client;
+      const release = await this.#slots.acquire(signal);
+      // The client the frame actually went out on (the current one may change while we wait).
+      let used: FluentClient | undefined;
       try {
-        const ack = await this.#emitFrame(frame, signal);
+        const { client, ack } = await this.#emitFrame(frame, signal);
+        used = client;
         await ack;
         this.stats.framesAcked++;
         this.stats.recordsAcked += frame.entries.length;
@@ -150,19 +153,23 @@ export class ForwardSink implements Sink {
           attempt: attempt + 1,
           error: describeError(err),
         });
-        await this.#replaceClient(client);
+        this.#replaceClient(used ?? (err as { client?: FluentClient }).client ?? this.#client);
       } finally {
-        this.#releaseSlot();
+        release();
       }
       await sleep(backoffDelay(attempt, { baseMs: 500, maxMs: 30_000 }), signal);
     }
   }
 
-  /** Drops a client that failed (it may be FATAL or hold a half-dead socket) and starts a new one. */
-  async #replaceClient(failed: FluentClient): Promise<void> {
+  /**
+   * Drops a client that failed (it may be FATAL or hold a half-dead socket) and starts a new one.
+   * The old one is shut down in the background: its socket.end() never completes while a live
+   * peer has stopped reading, so nothing waits for it.
+   */
+  #replaceClient(failed: FluentClient): void {
     if (failed !== this.#client || this.#closed) return;
     this.#client = this.#createClient();
-    await failed.shutdown().catch(() => {});
+    void shutdownClient(failed);
   }
 
   async send(records: RoutedRecord[], signal: AbortSignal): Promise<void> {
@@ -176,12 +183,12 @@ export class ForwardSink implements Sink {
     const timer = setTimeout(() => ac.abort(new CollectorError('SINK_ACK_TIMEOUT', `no ack from ${this.description} within ${timeoutMs} ms`)), timeoutMs);
     try {
       const [frame] = buildFrames([record], this.cfg.maxFrameBytes);
-      await this.#acquireSlot(ac.signal);
+      const release = await this.#slots.acquire(ac.signal);
       try {
-        const ack = await this.#emitFrame(frame!, ac.signal);
+        const { ack } = await this.#emitFrame(frame!, ac.signal);
         await Promise.race([ack, new Promise((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason)))]);
       } finally {
-        this.#releaseSlot();
+        release();
       }
     } finally {
       clearTimeout(timer);
@@ -190,7 +197,23 @@ export class ForwardSink implements Sink {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const w of this.#waiters.splice(0)) w();
-    await this.#client.shutdown().catch(() => {});
+    this.#slots.cancel(new CollectorError('SINK_ERROR', 'forward output is closed'));
+    await shutdownClient(this.#client);
+  }
+}
+
+/**
+ * Shuts a client down, waiting at most 2 s for its socket to end gracefully; then destroys the
+ * socket (the library's shutdown waits on socket.end(), which a peer that stopped reading never
+ * lets finish) so no timer or socket keeps the process alive.
+ */
+async function shutdownClient(client: FluentClient): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), 2000)));
+  const result = await Promise.race([client.shutdown().then(() => 'done' as const, () => 'done' as const), timedOut]);
+  clearTimeout(timer);
+  if (result === 'timeout') {
+    // Internal fields of @fluent-org/logger 1.0.10 (client.socket: FluentSocket, .socket: net.Socket).
+    (client as unknown as { socket?: { socket?: { destroy?: () => void } | null } }).socket?.socket?.destroy?.();
   }
 }

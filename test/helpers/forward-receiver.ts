@@ -25,6 +25,8 @@ export interface ForwardReceiver {
   frames: number;
   /** 'reject': answer `{}` and close, as Vector does when a sink rejects the events. */
   setAck(mode: 'always' | 'never' | 'reject'): void;
+  /** Greet new connections with a HELO, as a Fluent Bit input with shared_key does. */
+  setHelo(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -32,10 +34,12 @@ export async function startForwardReceiver(
   opts: { ack?: 'always' | 'never' | 'reject'; bufferMaxSize?: number; path?: string; tls?: tls.TlsOptions } = {},
 ): Promise<ForwardReceiver> {
   let ackMode = opts.ack ?? 'always';
+  let helo = false;
   const sockets = new Set<net.Socket>();
   const r: Omit<ForwardReceiver, 'port' | 'close' | 'setAck'> = { entries: [], frameSizes: [], chunks: [], frames: 0 };
   const onConnection = async (socket: net.Socket) => {
     sockets.add(socket);
+    if (helo) socket.write(protocol.encodeMessage(protocol.generateHelo('nonce123456789ab', 'authsalt', true) as never));
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     try {
@@ -77,6 +81,9 @@ export async function startForwardReceiver(
     port: typeof addr === 'object' && addr ? addr.port : 0,
     setAck(mode: 'always' | 'never' | 'reject') {
       ackMode = mode;
+    },
+    setHelo(on: boolean) {
+      helo = on;
     },
     async close() {
       for (const s of sockets) s.destroy();

@@ -163,3 +163,48 @@ test('TLS output presents a client certificate when the receiver requires one', 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('rejects while several frames are in flight never wedge the output (regression: replacing the wrong client)', async () => {
+  const rx = await startForwardReceiver({ ack: 'reject' });
+  const sink = new ForwardSink({ ...DEFAULTS, host: '127.0.0.1', port: rx.port, ackTimeoutMs: 500, maxFrameBytes: 4096, maxFramesInFlight: 8 }, silentLogger);
+  try {
+    const sends = Array.from({ length: 8 }, (_, i) => sink.send(records(6).map((r) => ({ ...r, record: { ...r.record, Id: `${i}-${r.record.Id}` } })), new AbortController().signal));
+    await new Promise((r) => setTimeout(r, 1500));
+    rx.setAck('always');
+    await Promise.all(sends);
+    assert.equal(new Set(rx.entries.map((e) => e.record.Id)).size, 48);
+  } finally {
+    await sink.close();
+    await rx.close();
+  }
+});
+
+test('a client put in FATAL with nothing in flight (HELO from a shared_key input) is replaced', async () => {
+  const rx = await startForwardReceiver();
+  rx.setHelo(true);
+  const sink = new ForwardSink({ ...DEFAULTS, host: '127.0.0.1', port: rx.port, ackTimeoutMs: 500, maxFrameBytes: 64 * 1024, maxFramesInFlight: 2 }, silentLogger);
+  try {
+    const p = sink.send(records(10), new AbortController().signal);
+    await new Promise((r) => setTimeout(r, 1000));
+    rx.setHelo(false); // the input is fixed: shared_key removed
+    await p;
+    assert.equal(new Set(rx.entries.map((e) => e.record.Id)).size, 10);
+  } finally {
+    await sink.close();
+    await rx.close();
+  }
+});
+
+test('abort stops every waiting frame, and close() returns even when the receiver stopped reading', async () => {
+  const rx = await startForwardReceiver({ ack: 'never' });
+  const sink = new ForwardSink({ ...DEFAULTS, host: '127.0.0.1', port: rx.port, ackTimeoutMs: 60_000, maxFrameBytes: 4096, maxFramesInFlight: 1 }, silentLogger);
+  const ac = new AbortController();
+  const sends = Array.from({ length: 20 }, () => sink.send(records(3), ac.signal).then(() => 'resolved', () => 'rejected'));
+  await new Promise((r) => setTimeout(r, 300));
+  ac.abort(new Error('stop'));
+  const results = await Promise.race([Promise.all(sends), new Promise((r) => setTimeout(() => r('hung'), 3000))]);
+  assert.deepEqual(results, Array(20).fill('rejected'));
+  const closed = await Promise.race([sink.close().then(() => 'closed'), new Promise((r) => setTimeout(() => r('hung'), 5000))]);
+  assert.equal(closed, 'closed');
+  await rx.close();
+});
