@@ -88,8 +88,10 @@ function tokenError(err: unknown, tenant: TenantConfig): CollectorError {
   const e = err as { errorCode?: string; errorMessage?: string; message?: string; subError?: string };
   const msg = (e.errorMessage || e.message || String(err)).split(/\r?\n/)[0]!;
   const aadsts = /AADSTS\d+/.exec(msg)?.[0];
-  // invalid_client / unauthorized_client / invalid_request mean the config is wrong: retrying will not help.
-  const fatal = ['invalid_client', 'unauthorized_client', 'invalid_request', 'invalid_scope', 'invalid_grant'].includes(e.errorCode ?? '') || !!aadsts;
+  // These mean the credentials or the app registration are wrong: retrying will not help.
+  // Everything else (temporarily_unavailable, server_error, network errors) is retried, even
+  // when it carries an AADSTS code (e.g. AADSTS90033, a transient service error).
+  const fatal = ['invalid_client', 'unauthorized_client', 'invalid_request', 'invalid_scope', 'invalid_grant', 'invalid_resource'].includes(e.errorCode ?? '');
   return new CollectorError(
     'AUTH_FAILED',
     `cannot get a token for tenant ${tenant.name} (client ${tenant.clientId}) from ${tenant.loginUrl}: ${e.errorCode ? e.errorCode + ': ' : ''}${msg}`,

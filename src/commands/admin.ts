@@ -12,7 +12,9 @@ import { EXIT, reportFatal } from './common.ts';
 export async function subscriptionsCommand(action: 'list' | 'start' | 'stop', args: { config: string; contentType?: string }): Promise<number> {
   try {
     const config = loadConfig(args.config);
+    // Subscriptions have nothing to do with the checkpoint: neither read nor write the state file.
     const store = new StateStore(config.state.path);
+    store.load = () => ({ version: 1, feeds: {} });
     store.save = async () => {};
     const collector = new Collector({ config, sink: new StdoutSink(), store, log: silentLogger });
     const signal = AbortSignal.timeout(120_000);

@@ -1,3 +1,5 @@
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { loadConfig, type ConfigOverrides } from '../config/load.ts';
 import { describeError } from '../errors.ts';
 import { tokenRoles } from '../auth/token-provider.ts';
@@ -36,6 +38,16 @@ export async function checkCommand(args: ConfigOverrides & { config: string }): 
     out(false, 'state', describeError(err));
     await sink.close();
     return EXIT.failed;
+  }
+  // The state folder must be writable by this user, or the first checkpoint stops the collector.
+  try {
+    const dir = path.dirname(config.state.path);
+    mkdirSync(dir, { recursive: true });
+    accessSync(dir, constants.W_OK);
+    out(true, 'state', `${config.state.path}: ${existsSync(config.state.path) ? `${Object.keys(collector.state.feeds).length} feed checkpoint(s)` : 'no checkpoint yet'}, folder writable`);
+  } catch (err) {
+    out(false, 'state', `${config.state.path}: folder not writable (${(err as Error).message})`);
+    failed = true;
   }
   const signal = AbortSignal.timeout(120_000);
   for (const t of collector.tenants) {

@@ -2,7 +2,7 @@ import { CollectorError, describeError } from '../errors.ts';
 import { createLogger, type Level, type Logger } from '../support/logger.ts';
 
 /** Exit codes: documented in README ("Exit codes"). */
-export const EXIT = { ok: 0, failed: 1, config: 2, auth: 3 } as const;
+export const EXIT = { ok: 0, failed: 1, config: 2, auth: 3, interrupted: 130 } as const;
 
 export function makeLogger(level: string | undefined): Logger {
   const l = (['debug', 'info', 'warn', 'error'].includes(level ?? '') ? level : 'info') as Level;
@@ -14,7 +14,7 @@ export function reportFatal(err: unknown): number {
   if (err instanceof CollectorError) {
     process.stderr.write(`m365-forward: ${err.message}\n`);
     if (err.code === 'CONFIG_INVALID') return EXIT.config;
-    if (err.code === 'AUTH_FAILED') return EXIT.auth;
+    if (err.code === 'AUTH_FAILED' && err.fatal) return EXIT.auth;
     return EXIT.failed;
   }
   process.stderr.write(`m365-forward: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : describeError(err)}\n`);

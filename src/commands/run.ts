@@ -21,9 +21,13 @@ export async function runCommand(args: RunArgs): Promise<number> {
   }
   const sink = createSink(config, log);
   let collector: Collector | undefined;
+  let unlock = () => {};
   const ac = abortOnSignals(log);
   try {
-    collector = new Collector({ config, sink, store: new StateStore(config.state.path), log });
+    const store = new StateStore(config.state.path);
+    store.lock();
+    unlock = () => store.unlock();
+    collector = new Collector({ config, sink, store, log });
     log.info('starting', { tenants: config.tenants.length, feeds: collector.feeds.length, output: sink.description, state: config.state.path, once: args.once });
     if (args.once) {
       const s = await collector.runOnce(ac.signal);
@@ -44,10 +48,16 @@ export async function runCommand(args: RunArgs): Promise<number> {
     await collector.runForever(ac.signal);
     return EXIT.ok;
   } catch (err) {
-    if (ac.signal.aborted) return EXIT.ok;
+    if (ac.signal.aborted) {
+      // A service stopped by SIGTERM ends normally; an interrupted --once did not finish its job.
+      if (!args.once) return EXIT.ok;
+      process.stderr.write('m365-forward: interrupted; what was acknowledged is checkpointed, the rest is sent next time\n');
+      return EXIT.interrupted;
+    }
     return reportFatal(err);
   } finally {
     collector?.close();
     await sink.close();
+    unlock();
   }
 }

@@ -145,7 +145,8 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
   checkKeys(p, 'polling', polling, ['interval', 'initial_lookback', 'overlap', 'concurrency', 'request_timeout', 'max_attempts']);
   const intervalMs = duration(p, 'polling', polling, 'interval', DEFAULTS.pollIntervalMs, 1000, 86_400_000);
   const initialLookbackMs = duration(p, 'polling', polling, 'initial_lookback', DEFAULTS.initialLookbackMs, 60_000, DEFAULTS.maxLookbackMs);
-  const overlapMs = duration(p, 'polling', polling, 'overlap', DEFAULTS.overlapMs, 0, 24 * 3_600_000);
+  // At least 10 min: the API lists blobs minutes after their contentCreated; with less, those are missed.
+  const overlapMs = duration(p, 'polling', polling, 'overlap', DEFAULTS.overlapMs, 600_000, 24 * 3_600_000);
   const concurrency = optInt(p, 'polling', polling, 'concurrency', 1, 64) ?? DEFAULTS.concurrency;
   const requestTimeoutMs = duration(p, 'polling', polling, 'request_timeout', DEFAULTS.requestTimeoutMs, 1000, 600_000);
   const maxAttempts = optInt(p, 'polling', polling, 'max_attempts', 1, 100) ?? DEFAULTS.maxAttempts;
@@ -159,6 +160,9 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
   // --- overrides from the command line win over the file
   if (overrides.output) type = overrides.output;
   if (overrides.recordFormat) recordFormat = overrides.recordFormat;
+  if ((overrides.forwardHost || overrides.forwardPort !== undefined) && forward.unixSocket) {
+    p.add('--forward-host/--forward-port', `cannot apply: output.forward.unix_socket is set (${forward.unixSocket})`);
+  }
   if (overrides.forwardHost) forward.host = overrides.forwardHost;
   if (overrides.forwardPort !== undefined) {
     if (!Number.isInteger(overrides.forwardPort) || overrides.forwardPort < 1 || overrides.forwardPort > 65535) {
@@ -212,10 +216,10 @@ function parseTenant(
   const before = p.list.length;
   const tenantId = optString(p, tp, t, 'tenant_id');
   if (!tenantId) p.add(join(tp, 'tenant_id'), 'is required (the directory GUID of the tenant)');
-  else if (!GUID.test(tenantId)) p.add(join(tp, 'tenant_id'), `must be a GUID (the API rejects anything else with AF20013), got "${tenantId}"`);
+  else if (!GUID.test(tenantId)) p.add(join(tp, 'tenant_id'), `must be a GUID like 11111111-2222-3333-4444-555555555555 (the API rejects anything else with AF20013), got ${notGuid(tenantId)}`);
   const clientId = optString(p, tp, t, 'client_id');
   if (!clientId) p.add(join(tp, 'client_id'), 'is required (the application (client) id of the app registration)');
-  else if (!GUID.test(clientId)) p.add(join(tp, 'client_id'), `must be a GUID, got "${clientId}"`);
+  else if (!GUID.test(clientId)) p.add(join(tp, 'client_id'), `must be a GUID (the application (client) id), got ${notGuid(clientId)}`);
 
   // Cloud and hosts: a named cloud, or explicit URLs (which also override a named cloud).
   const cloudRaw = t.cloud ?? 'commercial';
@@ -279,7 +283,7 @@ function parseTenant(
 
   const publisherIdentifier = optString(p, tp, t, 'publisher_identifier') ?? tenantId ?? '';
   if (t.publisher_identifier !== undefined && publisherIdentifier && !GUID.test(publisherIdentifier)) {
-    p.add(join(tp, 'publisher_identifier'), `must be a GUID (your own tenant id), got "${publisherIdentifier}"`);
+    p.add(join(tp, 'publisher_identifier'), `must be a GUID (your own tenant id), got ${notGuid(publisherIdentifier)}`);
   }
 
   let contentTypes: ContentType[] = [...CONTENT_TYPES];
@@ -299,6 +303,14 @@ function parseTenant(
   const name = optString(p, tp, t, 'name') ?? tenantId ?? `tenant${tp}`;
   if (p.list.length > before || !tenantId || !clientId || !credential) return undefined;
   return { name, tenantId, clientId, cloud, apiUrl, loginUrl, credential, publisherIdentifier, contentTypes };
+}
+
+/**
+ * Describes a value that should have been a GUID without printing it: a client secret pasted
+ * into the wrong field (easy to do from the portal) must not end up in logs.
+ */
+function notGuid(v: string): string {
+  return `a value of ${v.length} characters that is not a GUID`;
 }
 
 function httpsUrl(p: Problems, keyPath: string, v: string | undefined): string | undefined {

@@ -12,6 +12,7 @@ import { createHttpsAgent } from '../support/http-agent.ts';
 import type { Logger } from '../support/logger.ts';
 import { Semaphore } from '../support/semaphore.ts';
 import { sleep } from '../support/sleep.ts';
+import { backoffDelay } from './backoff.ts';
 import { clampCursor, newFeedState } from './checkpoint.ts';
 import { FeedPoller, type PollResult } from './feed-poller.ts';
 import { statusRecord } from './status.ts';
@@ -97,9 +98,25 @@ export class Collector {
     return this.deps.store.save(this.state);
   }
 
-  /** Gets a token per tenant: wrong credentials fail here, before anything is listed or sent. */
-  async authenticate(): Promise<void> {
-    for (const t of this.tenants) await t.tokens.getToken();
+  /**
+   * Gets a token per tenant: wrong credentials fail here, before anything is listed or sent.
+   * Transient failures (network, Entra ID busy) are retried: `attempts` times, or for ever.
+   */
+  async authenticate(signal: AbortSignal, attempts = this.deps.config.polling.maxAttempts): Promise<void> {
+    for (const t of this.tenants) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await t.tokens.getToken();
+          break;
+        } catch (err) {
+          if (signal.aborted) throw signal.reason;
+          if ((err instanceof CollectorError && err.fatal) || attempt + 1 >= attempts) throw err;
+          const delay = backoffDelay(attempt, { baseMs: 2000, maxMs: 60_000 });
+          this.deps.log.warn('cannot get a token yet; retrying', { tenant: t.tenant.name, delayMs: delay, error: describeError(err) });
+          await sleep(delay, signal);
+        }
+      }
+    }
   }
 
   /**
@@ -108,7 +125,7 @@ export class Collector {
    */
   async runOnce(signal: AbortSignal): Promise<RunSummary> {
     setMaxListeners(0, signal); // every in-flight request and wait listens to the one stop signal
-    await this.authenticate();
+    await this.authenticate(signal);
     const end = this.clock();
     const results = await Promise.all(this.feeds.map((f) => this.#pollFeed(f, end, signal)));
     await this.emitStatus(signal);
@@ -116,26 +133,40 @@ export class Collector {
   }
 
   /** Polls for ever (until `signal` aborts), status records at their interval. */
-  async runForever(signal: AbortSignal): Promise<void> {
-    setMaxListeners(0, signal);
-    await this.authenticate();
-    const statusLoop = (async () => {
-      while (!signal.aborted) {
-        await sleep(this.deps.config.status.intervalMs, signal).catch(() => {});
-        if (!signal.aborted) await this.emitStatus(signal).catch((e) => this.deps.log.warn('status record not sent', { error: describeError(e) }));
-      }
-    })();
-    await Promise.all(
-      this.feeds.map(async (f) => {
+  async runForever(outer: AbortSignal): Promise<void> {
+    // Stops on the caller's signal, or on an error that makes going on pointless (the state
+    // file cannot be written: records would be delivered without a checkpoint).
+    const stop = new AbortController();
+    setMaxListeners(0, stop.signal);
+    const onOuter = () => stop.abort(outer.reason);
+    if (outer.aborted) onOuter();
+    outer.addEventListener('abort', onOuter, { once: true });
+    const signal = stop.signal;
+    try {
+      // A daemon outlives network hiccups at boot: keep trying for a token unless it is refused.
+      await this.authenticate(signal, Infinity);
+      const statusLoop = (async () => {
         while (!signal.aborted) {
-          const started = this.clock();
-          await this.#pollFeed(f, started, signal).catch(() => {});
-          const wait = Math.max(0, this.deps.config.polling.intervalMs - (this.clock() - started));
-          await sleep(wait, signal).catch(() => {});
+          await sleep(this.deps.config.status.intervalMs, signal).catch(() => {});
+          if (!signal.aborted) await this.emitStatus(signal).catch((e) => this.deps.log.warn('status record not sent', { error: describeError(e) }));
         }
-      }),
-    );
-    await statusLoop;
+      })();
+      await Promise.all(
+        this.feeds.map(async (f) => {
+          while (!signal.aborted) {
+            const started = this.clock();
+            const r = await this.#pollFeed(f, started, signal).catch(() => undefined);
+            if (r?.error?.code === 'STATE_IO') stop.abort(r.error);
+            const wait = Math.max(0, this.deps.config.polling.intervalMs - (this.clock() - started));
+            await sleep(wait, signal).catch(() => {});
+          }
+        }),
+      );
+      await statusLoop;
+      if (!outer.aborted) throw signal.reason;
+    } finally {
+      outer.removeEventListener('abort', onOuter);
+    }
   }
 
   async #pollFeed(f: FeedPoller, end: number, signal: AbortSignal): Promise<PollResult> {

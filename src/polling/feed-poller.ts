@@ -6,7 +6,7 @@ import { AF_CODES } from '../management-api/af-codes.ts';
 import type { ContentType } from '../management-api/content-types.ts';
 import { formatListTime, parseApiTime } from '../management-api/dates.ts';
 import { fetchBlob } from '../management-api/fetch-blob.ts';
-import { listContent } from '../management-api/list-content.ts';
+import { listContent, type ContentListing } from '../management-api/list-content.ts';
 import { startSubscription } from '../management-api/subscriptions.ts';
 import { recordTime, wireRecord, type Router } from '../sink/route.ts';
 import type { RoutedRecord, Sink } from '../sink/types.ts';
@@ -15,6 +15,7 @@ import type { Logger } from '../support/logger.ts';
 import type { Semaphore } from '../support/semaphore.ts';
 import { backoffDelay } from './backoff.ts';
 import {
+  clampCursor,
   completeWindow,
   dueRetries,
   isDone,
@@ -81,11 +82,19 @@ export class FeedPoller {
   async poll(end: number, signal: AbortSignal): Promise<PollResult> {
     const d = this.deps;
     const result: PollResult = { windows: 0, blobs: 0, records: 0, parked: 0, lost: 0 };
-    this.counters.lastPollAt = d.clock();
+    const now = d.clock();
+    this.counters.lastPollAt = now;
+    const before = this.state.cursor;
+    if (clampCursor(this.state, now) === 'clamped') {
+      // The checkpoint fell behind what the API keeps (a week of outage or stall): say so loudly.
+      this.state.lastError = `checkpoint fell behind the API's 7-day retention: content created between ${new Date(before).toISOString()} and ${new Date(this.state.cursor).toISOString()} can no longer be listed`;
+      this.log.error('content lost to retention', { from: new Date(before).toISOString(), to: new Date(this.state.cursor).toISOString() });
+      await d.save();
+    }
     await this.#retryDue(result, signal);
     const windows = planWindows(this.state.cursor, end, d.config.polling.overlapMs, d.clock());
     for (const w of windows) {
-      let blobs: BlobRef[];
+      let blobs: ContentListing;
       try {
         blobs = await this.#list(w.start, w.end, signal);
       } catch (err) {
@@ -98,7 +107,14 @@ export class FeedPoller {
         await d.save();
         return result;
       }
-      const todo = this.#select(blobs, result);
+      const todo = this.#select(blobs.blobs, result);
+      for (const problem of blobs.invalid) {
+        // Cannot be fetched at all: counted as lost and reported, never skipped silently.
+        this.state.lost++;
+        this.state.lastError = problem;
+        result.lost++;
+        this.log.error('content lost: unusable listing item', { problem });
+      }
       await this.#deliverAll(todo, result, signal);
       completeWindow(this.state, w.end, d.config.polling.overlapMs);
       result.windows++;
@@ -141,7 +157,7 @@ export class FeedPoller {
   }
 
   /** Lists one window; starts the subscription when the API says there is none (AF20022/AF20023). */
-  async #list(start: number, end: number, signal: AbortSignal): Promise<BlobRef[]> {
+  async #list(start: number, end: number, signal: AbortSignal): Promise<ContentListing> {
     const d = this.deps;
     try {
       return await listContent(d.api, d.contentType, start, end, signal);
@@ -183,48 +199,57 @@ export class FeedPoller {
 
   async #retryDue(result: PollResult, signal: AbortSignal): Promise<void> {
     const now = this.deps.clock();
+    const due = [];
     for (const r of dueRetries(this.state, now)) {
       const exp = parseApiTime(r.contentExpiration);
       if (exp !== undefined && exp <= now) {
         this.#lose(r, `blob ${r.contentId} expired at ${r.contentExpiration} after ${r.attempts} failed attempt(s); last error: ${r.lastError}`, result);
-        continue;
-      }
-      await this.#deliverOrPark(r, result, signal);
+      } else due.push(r);
     }
     if (result.lost) await this.deps.save();
+    // Side by side, like a window's blobs: after a long outage the queue must not delay new content for hours.
+    await this.#deliverAll(due, result, signal);
   }
 
   async #deliverOrPark(b: BlobRef, result: PollResult, signal: AbortSignal): Promise<void> {
     const d = this.deps;
     const release = await d.pool.acquire(signal);
     try {
-      const records = await fetchBlob(d.api, b.contentUri, b.contentId, signal);
-      const createdMs = parseApiTime(b.contentCreated)!;
-      const routed: RoutedRecord[] = records.map((record) => {
-        const t = recordTime(record, createdMs);
-        if (!t.fromRecord) this.counters.timeFallbacks++;
-        const tag = d.router.tagFor(record, d.contentType);
-        return { tag, timeMs: t.ms, record: wireRecord(tag, record, d.config.output.recordFormat) };
-      });
-      await d.sink.send(routed, signal);
-      markDelivered(this.state, b, createdMs, records.length);
-      result.blobs++;
-      result.records += records.length;
-      await d.save();
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      // Tenant-wide problems (token refused, permission missing) stop the poll; a problem with
-      // this one blob (bad body, odd 4xx, record too large) parks the blob and the feed goes on.
-      if (err instanceof CollectorError && err.fatal && (err.code === 'AUTH_FAILED' || err.code === 'SINK_ERROR' || (err.apiCode !== undefined && AF_CODES[err.apiCode]?.action === 'fatal'))) throw err;
-      if (err instanceof ApiCallError && err.action === 'gone') {
-        this.#lose(b, `${describeError(err)}`, result);
-      } else {
-        const prev = this.state.retry.find((r) => r.contentId === b.contentId)?.attempts ?? 0;
-        const delay = backoffDelay(prev, { baseMs: 60_000, maxMs: 3_600_000 });
-        park(this.state, b, describeError(err), d.clock(), delay);
-        result.parked++;
-        this.log.warn('blob parked in the retry queue', { contentId: b.contentId, retryInMs: delay, error: describeError(err) });
+      let count: number;
+      try {
+        const records = await fetchBlob(d.api, b.contentUri, b.contentId, signal);
+        const createdMs = parseApiTime(b.contentCreated)!;
+        const routed: RoutedRecord[] = records.map((record) => {
+          const t = recordTime(record, createdMs);
+          if (!t.fromRecord) this.counters.timeFallbacks++;
+          const tag = d.router.tagFor(record, d.contentType);
+          return { tag, timeMs: t.ms, record: wireRecord(tag, record, d.config.output.recordFormat) };
+        });
+        await d.sink.send(routed, signal);
+        count = records.length;
+      } catch (err) {
+        if (signal.aborted) throw signal.reason;
+        // Tenant-wide problems (token refused, permission missing) and a sink that is gone stop
+        // the poll; a problem with this one blob (bad body, odd 4xx, record too large) parks the
+        // blob and the feed goes on.
+        if (err instanceof CollectorError && err.fatal && (err.code === 'AUTH_FAILED' || err.code === 'SINK_ERROR' || (err.apiCode !== undefined && AF_CODES[err.apiCode]?.action === 'fatal'))) throw err;
+        if (err instanceof ApiCallError && err.action === 'gone') {
+          this.#lose(b, `${describeError(err)}`, result);
+        } else {
+          const prev = this.state.retry.find((r) => r.contentId === b.contentId)?.attempts ?? 0;
+          const delay = backoffDelay(prev, { baseMs: 60_000, maxMs: 3_600_000 });
+          park(this.state, b, describeError(err), d.clock(), delay);
+          result.parked++;
+          this.log.warn('blob parked in the retry queue', { contentId: b.contentId, retryInMs: delay, error: describeError(err) });
+        }
+        await d.save();
+        return;
       }
+      // Acked: checkpoint it. Outside the try above: a state write that fails here must stop the
+      // collector (STATE_IO is fatal), not park a blob that was already delivered.
+      markDelivered(this.state, b, parseApiTime(b.contentCreated)!, count);
+      result.blobs++;
+      result.records += count;
       await d.save();
     } finally {
       release();

@@ -25,7 +25,8 @@ import type { RoutedRecord, Sink } from './types.ts';
  */
 export class ForwardSink implements Sink {
   readonly description: string;
-  #client: FluentClient;
+  /** Created on first use: a sink that never sends (a run refused at start) never connects. */
+  #client?: FluentClient;
   #emitLock: Promise<void> = Promise.resolve();
   /** Frames sent and not yet acked, at most maxFramesInFlight. */
   readonly #slots: Semaphore;
@@ -43,7 +44,11 @@ export class ForwardSink implements Sink {
       ? `forward unix:${cfg.unixSocket}`
       : `forward ${cfg.tls ? 'tls://' : 'tcp://'}${cfg.host}:${cfg.port}`;
     this.#slots = new Semaphore(cfg.maxFramesInFlight);
-    this.#client = this.#createClient();
+  }
+
+  #current(): FluentClient {
+    this.#client ??= this.#createClient();
+    return this.#client;
   }
 
   #createClient(): FluentClient {
@@ -91,7 +96,7 @@ export class ForwardSink implements Sink {
     let release!: () => void;
     this.#emitLock = new Promise((r) => (release = r));
     await prev;
-    const client = this.#client;
+    const client = this.#current();
     try {
       // Wait until whatever was emitted before has left the send queue, so nothing merges.
       await this.#drained(client, signal);
@@ -153,7 +158,7 @@ export class ForwardSink implements Sink {
           attempt: attempt + 1,
           error: describeError(err),
         });
-        this.#replaceClient(used ?? (err as { client?: FluentClient }).client ?? this.#client);
+        this.#replaceClient(used ?? (err as { client?: FluentClient }).client ?? this.#current());
       } finally {
         release();
       }
@@ -198,7 +203,7 @@ export class ForwardSink implements Sink {
   async close(): Promise<void> {
     this.#closed = true;
     this.#slots.cancel(new CollectorError('SINK_ERROR', 'forward output is closed'));
-    await shutdownClient(this.#client);
+    if (this.#client) await shutdownClient(this.#client);
   }
 }
 
@@ -210,10 +215,12 @@ export class ForwardSink implements Sink {
 async function shutdownClient(client: FluentClient): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), 2000)));
-  const result = await Promise.race([client.shutdown().then(() => 'done' as const, () => 'done' as const), timedOut]);
+  await Promise.race([client.shutdown().catch(() => {}), timedOut]);
   clearTimeout(timer);
-  if (result === 'timeout') {
-    // Internal fields of @fluent-org/logger 1.0.10 (client.socket: FluentSocket, .socket: net.Socket).
-    (client as unknown as { socket?: { socket?: { destroy?: () => void } | null } }).socket?.socket?.destroy?.();
-  }
+  // Destroy the socket in any case: a shutdown that lands while the socket is still connecting
+  // leaves it to connect afterwards and stay open, keeping the process alive. Internal fields of
+  // @fluent-org/logger 1.0.10 (client.socket: FluentSocket, its .socket: net.Socket).
+  const destroy = () => (client as unknown as { socket?: { socket?: { destroy?: () => void } | null } }).socket?.socket?.destroy?.();
+  destroy();
+  setImmediate(destroy); // and once more, for a connect the library had already scheduled
 }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdir, open, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { CollectorError } from '../errors.ts';
@@ -27,7 +27,51 @@ export class StateStore {
   #tail: Promise<void> = Promise.resolve();
   /** A write that has not started yet: a later save() joins it instead of queueing another. */
   #queued?: Promise<void>;
+  #locked?: string;
   constructor(readonly file: string) {}
+
+  /**
+   * Takes the state file for this process: `<file>.lock` holding our pid, created exclusively.
+   * Two collectors on one state file would overwrite each other's checkpoints (each writes the
+   * whole file from its memory), so a second one stops with a clear error. A lock left by a
+   * process that no longer exists (kill -9, power loss) is taken over.
+   */
+  lock(): void {
+    const lockFile = `${this.file}.lock`;
+    mkdirSync(path.dirname(this.file), { recursive: true });
+    for (let tries = 0; tries < 2; tries++) {
+      try {
+        writeFileSync(lockFile, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+        this.#locked = lockFile;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+          throw new CollectorError('STATE_IO', `cannot create lock file ${lockFile}: ${(err as Error).message}`, { fatal: true });
+        }
+      }
+      const pid = Number.parseInt(readFileSync(lockFile, 'utf8'), 10);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+        throw new CollectorError(
+          'STATE_IO',
+          `state file ${this.file} is in use by another m365-forward (pid ${pid}); stop it, or give each config its own state.path`,
+          { fatal: true },
+        );
+      }
+      rmSync(lockFile, { force: true }); // stale: its process is gone
+    }
+    throw new CollectorError('STATE_IO', `cannot take lock file ${lockFile}`, { fatal: true });
+  }
+
+  /** Releases the lock taken by lock(), if this process holds it. */
+  unlock(): void {
+    if (!this.#locked) return;
+    try {
+      if (readFileSync(this.#locked, 'utf8').trim() === String(process.pid)) rmSync(this.#locked, { force: true });
+    } catch {
+      // already gone
+    }
+    this.#locked = undefined;
+  }
 
   /** Reads the state; a missing file is an empty state. */
   load(): StateFile {
@@ -84,7 +128,8 @@ async function writeAtomic(file: string, text: string): Promise<void> {
       await dh.close();
     }
   } catch (err) {
-    throw new CollectorError('STATE_IO', `cannot write state file ${file}: ${(err as Error).message}`, { cause: err });
+    // Fatal: carrying on would deliver records whose checkpoint cannot be kept (re-sent after a restart).
+    throw new CollectorError('STATE_IO', `cannot write state file ${file}: ${(err as Error).message}`, { fatal: true, cause: err });
   }
 }
 
@@ -140,4 +185,13 @@ export function parseState(text: string, file: string): StateFile {
     };
   }
   return { version: STATE_VERSION, feeds };
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
 }

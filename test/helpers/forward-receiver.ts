@@ -36,7 +36,7 @@ export async function startForwardReceiver(
   let ackMode = opts.ack ?? 'always';
   let helo = false;
   const sockets = new Set<net.Socket>();
-  const r: Omit<ForwardReceiver, 'port' | 'close' | 'setAck'> = { entries: [], frameSizes: [], chunks: [], frames: 0 };
+  const r: Omit<ForwardReceiver, 'port' | 'close' | 'setAck' | 'setHelo'> = { entries: [], frameSizes: [], chunks: [], frames: 0 };
   const onConnection = async (socket: net.Socket) => {
     sockets.add(socket);
     if (helo) socket.write(protocol.encodeMessage(protocol.generateHelo('nonce123456789ab', 'authsalt', true) as never));

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { generateClientCertificate, startSimulator } from '../../src/simulator/index.ts';
@@ -120,6 +120,23 @@ test('certificate credential: a token the API suddenly rejects is refreshed and 
     assert.deepEqual(s.errors, []);
     assert.equal(rx.entries.filter((e) => e.tag !== STATUS).length, 300);
     assert.ok(sim.stats().tokensIssued >= 2, 'a second token was fetched after the 401');
+  } finally {
+    cleanup();
+    await sim.close();
+  }
+});
+
+test('a state file that cannot be written stops the run: nothing is reported delivered without its checkpoint', async () => {
+  const sim = await startSimulator({ seed: 23, records: 200, spanHours: 5 });
+  rx.entries.length = 0;
+  const { config, cleanup } = simConfig(sim, { port: rx.port, spanHours: 6 });
+  try {
+    // The temp file of the atomic write is a folder: every write fails (EISDIR), reads work.
+    mkdirSync(`${config.state.path}.${process.pid}.tmp`, { recursive: true });
+    const s = await runOnce(config);
+    assert.ok(s.errors.length > 0 && s.errors.every((e) => e.startsWith('STATE_IO')), JSON.stringify(s.errors));
+    assert.equal(s.parked, 0, 'a delivered blob is not parked because its checkpoint failed');
+    assert.equal(s.blobs, 0);
   } finally {
     cleanup();
     await sim.close();

@@ -96,6 +96,22 @@ describe('simulate + run --once as separate processes', () => {
     assert.ok(!existsSync(cfg.state.path), 'state untouched');
   });
 
+  test('an interrupted run --once exits 130', async () => {
+    const never = await startForwardReceiver({ ack: 'never' });
+    try {
+      const child = spawnCli(['run', '-c', configFile, '--once', '--forward-port', String(never.port), '--state', path.join(dir, 'interrupted.json')]);
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += d));
+      const closed = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+      for (let i = 0; i < 200 && never.frames === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      child.kill('SIGINT');
+      assert.equal(await closed, 130, stderr);
+      assert.match(stderr, /interrupted; what was acknowledged is checkpointed/);
+    } finally {
+      await never.close();
+    }
+  });
+
   test('an invalid config: every problem with its key path, exit 2', async () => {
     const bad = path.join(dir, 'bad.yaml');
     writeFileSync(bad, 'tenants:\n  - tenant_id: nope\n    client_id: 1\noutput:\n  type: kafka\n');
@@ -245,8 +261,13 @@ describe('run for ever', () => {
       const s = rx.entries.filter((e) => e.tag === 'custom.status').at(-1)!.record;
       assert.equal(s.type, 'm365-forward.status');
       assert.ok(!JSON.stringify(rx.entries.filter((e) => e.tag === 'custom.status')).includes(sim.ready.clientSecret));
+      // A second collector on the same state file is refused while this one runs.
+      const second = await runCli(['run', '-c', configFile, '--once', '--forward-port', String(rx.port)]);
+      assert.equal(second.code, 1, second.stderr);
+      assert.match(second.stderr, /state file .* is in use by another m365-forward \(pid \d+\)/);
       child.kill('SIGTERM');
       assert.equal(await closed, 0, stderr);
+      assert.ok(!existsSync(`${cfg.state.path}.lock`), 'the lock is released on exit');
       assert.match(stderr, /"msg":"stopping"/);
       assert.ok(!stderr.includes(sim.ready.clientSecret), 'the secret never appears in logs');
       const state = JSON.parse(readFileSync(cfg.state.path, 'utf8'));

@@ -45,3 +45,22 @@ test('a corrupt or foreign state file is refused with a clear error and left unt
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('one collector per state file: a live owner is refused, a stale lock is taken over', () => {
+  const dir = tmp();
+  try {
+    const file = path.join(dir, 'state.json');
+    // The parent process is alive and is not us: its pid in the lock means "in use".
+    writeFileSync(`${file}.lock`, `${process.ppid}\n`);
+    assert.throws(() => new StateStore(file).lock(), (e: Error & { code?: string }) => e.code === 'STATE_IO' && /in use by another m365-forward \(pid \d+\)/.test(e.message));
+    // A pid that no longer exists: stale, taken over, and released again.
+    writeFileSync(`${file}.lock`, '999999999\n');
+    const store = new StateStore(file);
+    store.lock();
+    assert.equal(readFileSync(`${file}.lock`, 'utf8').trim(), String(process.pid));
+    store.unlock();
+    assert.deepEqual(readdirSync(dir), []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

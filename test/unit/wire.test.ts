@@ -63,10 +63,21 @@ test('backoff grows, is capped, has jitter, honours Retry-After', () => {
   assert.equal(backoffDelay(0, { retryAfterSeconds: 7 }), 7000);
 });
 
-test('content listing items are validated, naming the item and field', () => {
+test('content listing items are validated, naming the item and field; unusable items are set aside', () => {
   const ok = parseContentList([{ contentType: 'Audit.Exchange', contentId: 'a$b', contentUri: 'https://m/x', contentCreated: '2026-01-01T00:00:00.000Z', contentExpiration: '2026-01-08T00:00:00.000Z' }], 'list');
-  assert.equal(ok[0]!.contentId, 'a$b');
+  assert.equal(ok.blobs[0]!.contentId, 'a$b');
+  assert.deepEqual(ok.invalid, []);
   assert.throws(() => parseContentList({ error: 1 }, 'list X'), /list X: expected a JSON array/);
-  assert.throws(() => parseContentList([{ contentId: 'a', contentUri: 'https://m/x', contentCreated: 'nope' }], 'list'), /item 0 has no valid contentCreated/);
-  assert.throws(() => parseContentList([{ contentId: 'a', contentUri: 'ftp://m/x', contentCreated: '2026-01-01' }], 'list'), /contentUri/);
+  // Unusable items are set aside with a description (the poller counts them as lost); the rest stays usable.
+  const mixed = parseContentList(
+    [
+      { contentId: 'a', contentUri: 'https://m/x', contentCreated: 'nope' },
+      { contentId: 'b', contentUri: 'ftp://m/x', contentCreated: '2026-01-01' },
+      { contentId: 'c', contentUri: 'https://m/c', contentCreated: '2026-01-01T00:00:00.000Z' },
+    ],
+    'list',
+  );
+  assert.deepEqual(mixed.blobs.map((b) => b.contentId), ['c']);
+  assert.match(mixed.invalid[0]!, /item 0 has no valid contentCreated/);
+  assert.match(mixed.invalid[1]!, /item 1 has no valid contentUri/);
 });
