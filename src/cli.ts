@@ -21,6 +21,12 @@ const overrideOpts = <T,>(y: Argv<T>) =>
     .option('forward-port', { type: 'number', describe: 'override output.forward.port', requiresArg: true })
     .option('state', { type: 'string', describe: 'override state.path', requiresArg: true });
 
+// A reader that goes away early (`| head`) must not crash a command with an unhandled EPIPE;
+// output after that point is simply dropped (the stdout sink notices and stops the run itself).
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+});
+
 let exitCode = 0;
 const done = (code: number) => {
   exitCode = code;
