@@ -4,6 +4,7 @@ import { createTokenProvider, type TokenProvider } from '../auth/token-provider.
 import type { Config, TenantConfig } from '../config/schema.ts';
 import { CollectorError, describeError } from '../errors.ts';
 import { ApiClient } from '../management-api/api-client.ts';
+import { listSubscriptions } from '../management-api/subscriptions.ts';
 import { createRouter, wireRecord } from '../sink/route.ts';
 import type { Sink } from '../sink/types.ts';
 import { feedKey, type StateFile, type StateStore } from '../state/state-store.ts';
@@ -88,7 +89,7 @@ export class Collector {
           log.warn('checkpoint is older than the API keeps content: clamped, content before it is probably lost', { feed: key, from: new Date(fs.cursor).toISOString() });
         }
         this.feeds.push(
-          new FeedPoller({ config, tenant, contentType, api: rt.api, sink: deps.sink, router, pool, clock: this.clock, log, state: fs, save: () => this.save() }),
+          new FeedPoller({ config, tenant, contentType, api: rt.api, sink: deps.sink, router, pool, clock: this.clock, skewMs: () => rt.skewMs, log, state: fs, save: () => this.save() }),
         );
       }
     }
@@ -107,6 +108,8 @@ export class Collector {
       for (let attempt = 0; ; attempt++) {
         try {
           await t.tokens.getToken();
+          // One cheap call to read the API's Date header before any window is planned (clock skew).
+          await listSubscriptions(t.api, signal).catch(() => {});
           break;
         } catch (err) {
           if (signal.aborted) throw signal.reason;

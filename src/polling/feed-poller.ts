@@ -36,6 +36,8 @@ export interface FeedDeps {
   router: Router;
   pool: Semaphore;
   clock: Clock;
+  /** Local clock minus the API's (from its Date header), when measured. */
+  skewMs?: () => number | undefined;
   log: Logger;
   state: FeedState;
   /** Persists the whole state file (this feed's state is part of it). */
@@ -71,6 +73,7 @@ export interface PollResult {
 export class FeedPoller {
   readonly counters: FeedCounters = { timeFallbacks: 0, subscribed: false };
   readonly log: Logger;
+  #skewWarned = false;
   constructor(readonly deps: FeedDeps) {
     this.log = deps.log.child({ tenant: deps.tenant.name, contentType: deps.contentType });
   }
@@ -92,7 +95,16 @@ export class FeedPoller {
       await d.save();
     }
     await this.#retryDue(result, signal);
-    const windows = planWindows(this.state.cursor, end, d.config.polling.overlapMs, d.clock());
+    // Plan in the API's time when the local clock is off by more than a minute: windows that end
+    // "in the future" or start "8 days back" by the API's clock are refused with AF20055 (§9.3;
+    // Beats adjusts its clock the same way).
+    const skew = d.skewMs?.() ?? 0;
+    const shift = Math.abs(skew) > 60_000 ? skew : 0;
+    if (shift && !this.#skewWarned) {
+      this.#skewWarned = true;
+      this.log.warn('local clock differs from the API; planning windows in API time (fix NTP)', { skewSeconds: Math.round(skew / 1000) });
+    }
+    const windows = planWindows(this.state.cursor, end - shift, d.config.polling.overlapMs, d.clock() - shift);
     for (const w of windows) {
       let blobs: ContentListing;
       try {

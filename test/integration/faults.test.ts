@@ -142,3 +142,23 @@ test('a state file that cannot be written stops the run: nothing is reported del
     await sim.close();
   }
 });
+
+test('a local clock an hour behind the API: windows are planned in API time, nothing is refused or missed', async () => {
+  const apiAhead = 3_600_000;
+  const sim = await startSimulator({ seed: 29, records: 400, spanHours: 30, now: () => Date.now() + apiAhead });
+  rx.entries.length = 0;
+  // Look back (almost) the full 7 days: by the local clock the oldest window would be more than
+  // 7 days back for the API (AF20055) without the correction.
+  const { config, cleanup } = simConfig(sim, { port: rx.port, spanHours: 30, patch: (t) => (t.polling.initial_lookback = '167h') });
+  try {
+    const s = await runOnce(config);
+    assert.deepEqual(s.errors, []);
+    const served = sim.blobs().flatMap((b) => b.records);
+    assert.equal(rx.entries.filter((e) => e.tag !== STATUS).length, served.length);
+    const status = rx.entries.filter((e) => e.tag === STATUS).at(-1)!;
+    assert.equal(status.record.clockSkewSeconds, -3600);
+  } finally {
+    cleanup();
+    await sim.close();
+  }
+});
