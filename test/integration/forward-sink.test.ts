@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { setMaxListeners } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -199,6 +200,7 @@ test('abort stops every waiting frame, and close() returns even when the receive
   const rx = await startForwardReceiver({ ack: 'never' });
   const sink = new ForwardSink({ ...DEFAULTS, host: '127.0.0.1', port: rx.port, ackTimeoutMs: 60_000, maxFrameBytes: 4096, maxFramesInFlight: 1 }, silentLogger);
   const ac = new AbortController();
+  setMaxListeners(0, ac.signal); // 20 sends wait on it
   const sends = Array.from({ length: 20 }, () => sink.send(records(3), ac.signal).then(() => 'resolved', () => 'rejected'));
   await new Promise((r) => setTimeout(r, 300));
   ac.abort(new Error('stop'));
