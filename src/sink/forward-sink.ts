@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { FluentClient, FluentSocketEvent } from '@fluent-org/logger';
@@ -180,6 +181,7 @@ export class ForwardSink implements Sink {
   async send(records: RoutedRecord[], signal: AbortSignal): Promise<void> {
     if (records.length === 0) return;
     const frames = buildFrames(records, this.cfg.maxFrameBytes);
+    if (frames.length > 8) setMaxListeners(0, signal); // every frame of a big blob waits on it
     await Promise.all(frames.map((f) => this.#sendFrame(f, signal)));
   }
 
