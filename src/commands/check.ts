@@ -8,7 +8,7 @@ import { Collector } from '../polling/collector.ts';
 import { createSink } from '../sink/create-sink.ts';
 import { StateStore } from '../state/state-store.ts';
 import { silentLogger } from '../support/logger.ts';
-import { EXIT, reportFatal } from './common.ts';
+import { EXIT } from './common.ts';
 
 /**
  * `check -c FILE`: each step says ok or what is wrong — config, token (granted roles, never the
@@ -23,7 +23,7 @@ export async function checkCommand(args: ConfigOverrides & { config: string }): 
     config = loadConfig(args.config, args);
   } catch (err) {
     out(false, 'config', describeError(err));
-    return reportFatal(err) && EXIT.config;
+    return EXIT.config;
   }
   out(true, 'config', `${config.sourceFile}: ${config.tenants.length} tenant(s), output ${config.output.type}, state ${config.state.path}`);
   let failed = false;

@@ -2,10 +2,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../config/load.ts';
+import type { ContentType } from '../management-api/content-types.ts';
 import { simulatorConfigTree } from '../config/simulator-config.ts';
 import { Collector } from '../polling/collector.ts';
 import { startSimulator, type Simulator } from '../simulator/index.ts';
 import { createSink } from '../sink/create-sink.ts';
+import { createRouter } from '../sink/route.ts';
 import { StateStore } from '../state/state-store.ts';
 import { EXIT, abortOnSignals, makeLogger, reportFatal } from './common.ts';
 import { simulatorOptions, writeCa } from './simulate.ts';
@@ -51,10 +53,10 @@ export async function demoCommand(a: DemoArgs): Promise<number> {
     const s = await collector.runOnce(ac.signal);
     // Summary: what went where, by tag (= Devo table).
     const byTag = new Map<string, number>();
-    const router = (await import('../sink/route.ts')).createRouter(config.routing.tagTemplate, config.routing.workloadTables);
+    const router = createRouter(config.routing.tagTemplate, config.routing.workloadTables);
     for (const b of sim.blobs()) {
       for (const r of b.records) {
-        const t = router.tagFor(r, b.contentType as never);
+        const t = router.tagFor(r, b.contentType as ContentType);
         byTag.set(t, (byTag.get(t) ?? 0) + 1);
       }
     }

@@ -4,7 +4,6 @@ export type AuditRecord = Record<string, unknown>;
 
 /** The five content types (reference/management-api.md §3, §6): one list for both sides. */
 export { CONTENT_TYPES, type ContentType } from '../management-api/content-types.ts';
-import type { ContentType } from '../management-api/content-types.ts';
 
 export interface SimulatorOptions {
   /** Interface to bind. Default "127.0.0.1". */
