@@ -12,7 +12,7 @@ import { systemClock, type Clock } from '../support/clock.ts';
 import { createHttpsAgent } from '../support/http-agent.ts';
 import type { Logger } from '../support/logger.ts';
 import { Semaphore } from '../support/semaphore.ts';
-import { sleep } from '../support/sleep.ts';
+import { childController, sleep } from '../support/sleep.ts';
 import { backoffDelay } from './backoff.ts';
 import { clampCursor, newFeedState } from './checkpoint.ts';
 import { FeedPoller, type PollResult } from './feed-poller.ts';
@@ -139,11 +139,8 @@ export class Collector {
   async runForever(outer: AbortSignal): Promise<void> {
     // Stops on the caller's signal, or on an error that makes going on pointless (the state
     // file cannot be written: records would be delivered without a checkpoint).
-    const stop = new AbortController();
+    const { controller: stop, done } = childController(outer);
     setMaxListeners(0, stop.signal);
-    const onOuter = () => stop.abort(outer.reason);
-    if (outer.aborted) onOuter();
-    outer.addEventListener('abort', onOuter, { once: true });
     const signal = stop.signal;
     try {
       // A daemon outlives network hiccups at boot: keep trying for a token unless it is refused.
@@ -168,7 +165,7 @@ export class Collector {
       await statusLoop;
       if (!outer.aborted) throw signal.reason;
     } finally {
-      outer.removeEventListener('abort', onOuter);
+      done();
     }
   }
 

@@ -13,6 +13,7 @@ import type { RoutedRecord, Sink } from '../sink/types.ts';
 import type { Clock } from '../support/clock.ts';
 import type { Logger } from '../support/logger.ts';
 import type { Semaphore } from '../support/semaphore.ts';
+import { childController } from '../support/sleep.ts';
 import { backoffDelay } from './backoff.ts';
 import {
   clampCursor,
@@ -147,10 +148,8 @@ export class FeedPoller {
    * one stops the others before the poll ends, so no orphaned download outlives its poll.
    */
   async #deliverAll(todo: BlobRef[], result: PollResult, signal: AbortSignal): Promise<void> {
-    const stop = new AbortController();
+    const { controller: stop, done } = childController(signal);
     setMaxListeners(0, stop.signal); // each queued download and request listens to it
-    const onAbort = () => stop.abort(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
     try {
       const settled = await Promise.allSettled(
         todo.map((b) =>
@@ -164,7 +163,7 @@ export class FeedPoller {
       const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
       if (failed) throw stop.signal.reason ?? failed.reason;
     } finally {
-      signal.removeEventListener('abort', onAbort);
+      done();
     }
   }
 
@@ -186,7 +185,7 @@ export class FeedPoller {
   #select(blobs: BlobRef[], result: PollResult): BlobRef[] {
     const now = this.deps.clock();
     const seen = new Set<string>();
-    const todo: BlobRef[] = [];
+    const todo: Array<{ b: BlobRef; created: number }> = [];
     for (const b of blobs) {
       if (seen.has(b.contentId) || isDone(this.state, b.contentId)) continue;
       seen.add(b.contentId);
@@ -195,10 +194,11 @@ export class FeedPoller {
         this.#lose(b, `blob ${b.contentId} expired at ${b.contentExpiration} before it could be fetched`, result);
         continue;
       }
-      todo.push(b);
+      todo.push({ b, created: parseApiTime(b.contentCreated)! });
     }
     // Oldest first, as the API lists them; ties by id so the order is deterministic (§3.4).
-    return todo.sort((a, b) => (parseApiTime(a.contentCreated)! - parseApiTime(b.contentCreated)!) || (a.contentId < b.contentId ? -1 : 1));
+    todo.sort((x, y) => x.created - y.created || (x.b.contentId < y.b.contentId ? -1 : 1));
+    return todo.map((x) => x.b);
   }
 
   #lose(b: BlobRef, reason: string, result: PollResult): void {

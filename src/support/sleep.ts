@@ -15,21 +15,27 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * A signal that aborts when `parent` aborts or after `timeoutMs`, and a `done()` that detaches
- * it from the parent. Used per HTTP request instead of AbortSignal.any(), whose listeners on a
- * long-lived parent signal pile up over months of polling.
+ * A controller that also aborts when `parent` aborts, and a `done()` that detaches it from the
+ * parent. Used instead of AbortSignal.any(), whose listeners on a long-lived parent signal pile
+ * up over months of polling.
  */
-export function timeoutSignal(parent: AbortSignal, timeoutMs: number, what: string): { signal: AbortSignal; done: () => void } {
-  const ac = new AbortController();
-  const onAbort = () => ac.abort(parent.reason);
-  if (parent.aborted) ac.abort(parent.reason);
+export function childController(parent: AbortSignal): { controller: AbortController; done: () => void } {
+  const controller = new AbortController();
+  const onAbort = () => controller.abort(parent.reason);
+  if (parent.aborted) onAbort();
   else parent.addEventListener('abort', onAbort, { once: true });
-  const timer = setTimeout(() => ac.abort(new Error(`${what}: no response within ${timeoutMs} ms`)), timeoutMs);
+  return { controller, done: () => parent.removeEventListener('abort', onAbort) };
+}
+
+/** A signal that aborts when `parent` aborts or after `timeoutMs` (one HTTP request). */
+export function timeoutSignal(parent: AbortSignal, timeoutMs: number, what: string): { signal: AbortSignal; done: () => void } {
+  const { controller, done } = childController(parent);
+  const timer = setTimeout(() => controller.abort(new Error(`${what}: no response within ${timeoutMs} ms`)), timeoutMs);
   return {
-    signal: ac.signal,
+    signal: controller.signal,
     done: () => {
       clearTimeout(timer);
-      parent.removeEventListener('abort', onAbort);
+      done();
     },
   };
 }

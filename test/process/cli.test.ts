@@ -16,6 +16,16 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+/** A copy of a written config, changed by `patch`, with a state file of its own. */
+function variantConfig(from: string, name: string, patch: (cfg: any) => void): { file: string; cfg: any } {
+  const cfg = parseYaml(readFileSync(from, 'utf8'));
+  patch(cfg);
+  cfg.state.path = path.join(dir, `${name}-state.json`);
+  const file = path.join(dir, `${name}.yaml`);
+  writeFileSync(file, stringify(cfg));
+  return { file, cfg };
+}
+
 describe('simulate + run --once as separate processes', () => {
   let sim: Awaited<ReturnType<typeof startSimulateProcess>>;
   let rx: ForwardReceiver;
@@ -82,11 +92,7 @@ describe('simulate + run --once as separate processes', () => {
   });
 
   test('a wrong secret: clear error, exit 3, nothing emitted, state untouched', async () => {
-    const cfg = parseYaml(readFileSync(configFile, 'utf8'));
-    cfg.tenants[0].client_secret = 'wrong-secret-value-123';
-    cfg.state.path = path.join(dir, 'wrong-secret-state.json');
-    const bad = path.join(dir, 'wrong-secret.yaml');
-    writeFileSync(bad, stringify(cfg));
+    const { file: bad, cfg } = variantConfig(configFile, 'wrong-secret', (c) => (c.tenants[0].client_secret = 'wrong-secret-value-123'));
     const before = rx.entries.length;
     const r = await runCli(['run', '-c', bad, '--once', '--forward-port', String(rx.port)]);
     assert.equal(r.code, 3, r.stderr);
@@ -137,11 +143,9 @@ describe('certificate credential', () => {
       const other = await generateClientCertificate();
       writeFileSync(path.join(dir, 'other.key'), other.keyPem, { mode: 0o600 });
       writeFileSync(path.join(dir, 'other.crt'), other.certPem);
-      const cfg = parseYaml(readFileSync(configFile, 'utf8'));
-      cfg.tenants[0].certificate = { private_key_file: path.join(dir, 'other.key'), certificate_file: path.join(dir, 'other.crt') };
-      cfg.state.path = path.join(dir, 'other-state.json');
-      const bad = path.join(dir, 'other.yaml');
-      writeFileSync(bad, stringify(cfg));
+      const { file: bad, cfg } = variantConfig(configFile, 'other', (c) => {
+        c.tenants[0].certificate = { private_key_file: path.join(dir, 'other.key'), certificate_file: path.join(dir, 'other.crt') };
+      });
       const before = rx.entries.length;
       const r = await runCli(['run', '-c', bad, '--once', '--forward-port', String(rx.port)]);
       assert.equal(r.code, 3, r.stderr);
