@@ -8,7 +8,7 @@ import { hideBin } from 'yargs/helpers';
 import { checkCommand } from './commands/check.ts';
 import { demoCommand } from './commands/demo.ts';
 import { runCommand } from './commands/run.ts';
-import { simulateCommand } from './commands/simulate.ts';
+import { simulateArgs, simulateCommand, simulateOptions } from './commands/simulate.ts';
 import { stateShowCommand, subscriptionsCommand } from './commands/admin.ts';
 import { CONTENT_TYPES } from './management-api/content-types.ts';
 
@@ -44,30 +44,7 @@ await yargs(hideBin(process.argv))
     async (a) =>
       done(await runCommand({ config: a.config, once: a.once, output: a.output, recordFormat: a['record-format'], forwardHost: a['forward-host'], forwardPort: a['forward-port'], statePath: a.state, logLevel: a['log-level'] })),
   )
-  .command(
-    'simulate',
-    'start the embedded Management API simulator (HTTPS on 127.0.0.1) and print a JSON line when ready',
-    (y) =>
-      y
-        .option('port', { type: 'number', default: 0, describe: 'port (0 = any free port)' })
-        .option('seed', { type: 'number', default: 1, describe: 'seed for deterministic data' })
-        .option('records', { type: 'number', default: 2000, describe: 'number of synthetic records' })
-        .option('corpus', { type: 'string', describe: 'serve exactly the records of this NDJSON file (one JSON object a line)', requiresArg: true })
-        .option('span', { type: 'number', default: 20, describe: 'spread the blobs over the past HOURS' })
-        .option('late', { type: 'number', default: 0, describe: 'FRACTION of blobs listed only some minutes after their contentCreated' })
-        .option('page-size', { type: 'number', describe: 'blobs per listing page before NextPageUri' })
-        .option('write-config', { type: 'string', describe: 'also write a collector config pointing at the simulator to FILE', requiresArg: true })
-        .option('state', { type: 'string', describe: 'state.path to put in the written config', requiresArg: true })
-        .option('credential', { choices: ['secret', 'certificate'] as const, default: 'secret' as const, describe: 'credential in the written config (certificate: a fresh key pair beside it, registered with the simulator)' })
-        .option('client-certificate', { type: 'string', array: true, describe: 'PEM certificate FILE to register on the simulated app (repeatable)', requiresArg: true }),
-    async (a) =>
-      done(
-        await simulateCommand({
-          port: a.port, seed: a.seed, records: a.records, corpus: a.corpus, span: a.span, late: a.late, pageSize: a['page-size'],
-          writeConfig: a['write-config'], statePath: a.state, credential: a.credential, clientCertificates: a['client-certificate'],
-        }),
-      ),
-  )
+  .command('simulate', 'start the embedded Management API simulator (HTTPS on 127.0.0.1) and print a JSON line when ready', simulateOptions, async (a) => done(await simulateCommand(simulateArgs(a))))
   .command(
     'demo',
     'run the simulator and the collector together; print the routed records and a summary',

@@ -5,6 +5,7 @@ import { simulatorConfigTree, simulatorConfigYaml } from '../config/simulator-co
 import { generateClientCertificate, parseCorpus, startSimulator, type Simulator, type SimulatorOptions } from '../simulator/index.ts';
 import { CollectorError } from '../errors.ts';
 import { EXIT, reportFatal } from './common.ts';
+import type { Argv } from 'yargs';
 
 export interface SimulateArgs {
   port: number;
@@ -20,6 +21,30 @@ export interface SimulateArgs {
   credential?: 'secret' | 'certificate';
   /** PEM certificates to register on the simulated app (for a key pair you made yourself). */
   clientCertificates?: string[];
+}
+
+/** The `simulate` command's flags (yargs builder); cli.ts only declares the command. */
+export function simulateOptions<T>(y: Argv<T>) {
+  return y
+    .option('port', { type: 'number', default: 0, describe: 'port (0 = any free port)' })
+    .option('seed', { type: 'number', default: 1, describe: 'seed for deterministic data' })
+    .option('records', { type: 'number', default: 2000, describe: 'number of synthetic records' })
+    .option('corpus', { type: 'string', describe: 'serve exactly the records of this NDJSON file (one JSON object a line)', requiresArg: true })
+    .option('span', { type: 'number', default: 20, describe: 'spread the blobs over the past HOURS' })
+    .option('late', { type: 'number', default: 0, describe: 'FRACTION of blobs listed only some minutes after their contentCreated' })
+    .option('page-size', { type: 'number', describe: 'blobs per listing page before NextPageUri' })
+    .option('write-config', { type: 'string', describe: 'also write a collector config pointing at the simulator to FILE', requiresArg: true })
+    .option('state', { type: 'string', describe: 'state.path to put in the written config', requiresArg: true })
+    .option('credential', { choices: ['secret', 'certificate'] as const, default: 'secret' as const, describe: 'credential in the written config (certificate: a fresh key pair beside it, registered with the simulator)' })
+    .option('client-certificate', { type: 'string', array: true, describe: 'PEM certificate FILE to register on the simulated app (repeatable)', requiresArg: true });
+}
+
+/** Parsed `simulate` flags → SimulateArgs. */
+export function simulateArgs(a: Awaited<ReturnType<typeof simulateOptions>['argv']>): SimulateArgs {
+  return {
+    port: a.port, seed: a.seed, records: a.records, corpus: a.corpus, span: a.span, late: a.late, pageSize: a['page-size'],
+    writeConfig: a['write-config'], statePath: a.state, credential: a.credential, clientCertificates: a['client-certificate'],
+  };
 }
 
 /** Builds simulator options from command-line values, checking each with a clear message. */

@@ -131,9 +131,10 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
 
   // --- status
   const status = section(p, '', root, 'status');
-  checkKeys(p, 'status', status, ['tag', 'interval']);
+  checkKeys(p, 'status', status, ['tag', 'interval', 'stall_after']);
   const statusTag = optString(p, 'status', status, 'tag') ?? DEFAULTS.statusTag;
   const statusInterval = duration(p, 'status', status, 'interval', DEFAULTS.statusIntervalMs, 1000, 86_400_000);
+  const stallAfterMs = duration(p, 'status', status, 'stall_after', DEFAULTS.stallAfterMs, 60_000, 7 * 86_400_000);
 
   // --- state
   const state = section(p, '', root, 'state');
@@ -142,11 +143,13 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
 
   // --- polling
   const polling = section(p, '', root, 'polling');
-  checkKeys(p, 'polling', polling, ['interval', 'initial_lookback', 'overlap', 'concurrency', 'request_timeout', 'max_attempts']);
+  checkKeys(p, 'polling', polling, ['interval', 'initial_lookback', 'overlap', 'sweep_interval', 'concurrency', 'request_timeout', 'max_attempts']);
   const intervalMs = duration(p, 'polling', polling, 'interval', DEFAULTS.pollIntervalMs, 1000, 86_400_000);
   const initialLookbackMs = duration(p, 'polling', polling, 'initial_lookback', DEFAULTS.initialLookbackMs, 60_000, DEFAULTS.maxLookbackMs);
   // At least 10 min: the API lists blobs minutes after their contentCreated; with less, those are missed.
   const overlapMs = duration(p, 'polling', polling, 'overlap', DEFAULTS.overlapMs, 600_000, 24 * 3_600_000);
+  // 0 turns the sweep off; otherwise at least a minute (a sweep lists up to 7 windows per feed).
+  const sweepIntervalMs = polling.sweep_interval === 0 || polling.sweep_interval === '0' ? 0 : duration(p, 'polling', polling, 'sweep_interval', DEFAULTS.sweepIntervalMs, 1000, 7 * 86_400_000);
   const concurrency = optInt(p, 'polling', polling, 'concurrency', 1, 64) ?? DEFAULTS.concurrency;
   const requestTimeoutMs = duration(p, 'polling', polling, 'request_timeout', DEFAULTS.requestTimeoutMs, 1000, 600_000);
   const maxAttempts = optInt(p, 'polling', polling, 'max_attempts', 1, 100) ?? DEFAULTS.maxAttempts;
@@ -178,9 +181,9 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
     tenants,
     output: { type: type as 'forward' | 'stdout', recordFormat: recordFormat as 'record' | 'devo', forward },
     routing: { tagTemplate, workloadTables },
-    status: { tag: statusTag, intervalMs: statusInterval },
+    status: { tag: statusTag, intervalMs: statusInterval, stallAfterMs },
     state: { path: overrides.statePath ? path.resolve(overrides.statePath) : statePath },
-    polling: { intervalMs, initialLookbackMs, overlapMs, concurrency, requestTimeoutMs, maxAttempts },
+    polling: { intervalMs, initialLookbackMs, overlapMs, sweepIntervalMs, concurrency, requestTimeoutMs, maxAttempts },
     api: { caFile: caFile ? resolvePath(caFile) : undefined },
     sourceFile,
   };
@@ -335,12 +338,13 @@ function httpsUrl(p: Problems, keyPath: string, v: string | undefined): string |
 
 function parseForward(p: Problems, f: Obj, resolvePath: (f: string) => string): ForwardOutputConfig {
   const fp = 'output.forward';
-  checkKeys(p, fp, f, ['host', 'port', 'unix_socket', 'tls', 'ack_timeout', 'max_frame_bytes', 'max_frames_in_flight']);
+  checkKeys(p, fp, f, ['host', 'port', 'unix_socket', 'tls', 'ack_timeout', 'max_frame_bytes', 'max_record_bytes', 'max_frames_in_flight']);
   const host = optString(p, fp, f, 'host') ?? DEFAULTS.forwardHost;
   const port = optInt(p, fp, f, 'port', 1, 65535) ?? DEFAULTS.forwardPort;
   const unixSocket = optString(p, fp, f, 'unix_socket');
   const ackTimeoutMs = duration(p, fp, f, 'ack_timeout', DEFAULTS.ackTimeoutMs, 100, 600_000);
   const maxFrameBytes = optInt(p, fp, f, 'max_frame_bytes', 4096, 64 * 1024 * 1024) ?? DEFAULTS.maxFrameBytes;
+  const maxRecordBytes = optInt(p, fp, f, 'max_record_bytes', 4096, 256 * 1024 * 1024) ?? DEFAULTS.maxRecordBytes;
   const maxFramesInFlight = optInt(p, fp, f, 'max_frames_in_flight', 1, 1024) ?? DEFAULTS.maxFramesInFlight;
   let tls: TlsClientConfig | undefined;
   if (f.tls !== undefined && f.tls !== false) {
@@ -361,5 +365,5 @@ function parseForward(p: Problems, f: Obj, resolvePath: (f: string) => string): 
     if (!!tls.certFile !== !!tls.keyFile) p.add(tp, 'cert_file and key_file go together (client certificate)');
     if (unixSocket) p.add(tp, 'TLS does not apply to a unix socket; remove one of them');
   }
-  return { host, port, unixSocket: unixSocket ? resolvePath(unixSocket) : undefined, tls, ackTimeoutMs, maxFrameBytes, maxFramesInFlight };
+  return { host, port, unixSocket: unixSocket ? resolvePath(unixSocket) : undefined, tls, ackTimeoutMs, maxFrameBytes, maxRecordBytes, maxFramesInFlight };
 }

@@ -1,5 +1,6 @@
 import type { ContentType } from '../management-api/content-types.ts';
 import type { CloudName } from './clouds.ts';
+import { API_RETENTION_MS } from '../management-api/limits.ts';
 
 /**
  * The validated, fully defaulted configuration. Durations are milliseconds. Secrets are held in
@@ -68,6 +69,11 @@ export interface ForwardOutputConfig {
   ackTimeoutMs: number;
   /** No Forward frame is larger than this (Fluent Bit closes the connection above buffer_max_size). */
   maxFrameBytes: number;
+  /**
+   * A single record larger than maxFrameBytes goes alone in its own frame, up to this size;
+   * a larger one is dead-lettered (Fluent Bit's buffer_max_size default is 6,144,000 B).
+   */
+  maxRecordBytes: number;
   /** Frames sent and not yet acked, at most (bounds memory together with fetch concurrency). */
   maxFramesInFlight: number;
 }
@@ -96,12 +102,19 @@ export interface Config {
   tenants: TenantConfig[];
   output: OutputConfig;
   routing: RoutingConfig;
-  status: { tag: string; intervalMs: number };
+  status: {
+    tag: string;
+    intervalMs: number;
+    /** A feed without progress for this long says so in its status record (`stalled`). */
+    stallAfterMs: number;
+  };
   state: { path: string };
   polling: {
     intervalMs: number;
     initialLookbackMs: number;
     overlapMs: number;
+    /** How often the whole retention is re-listed for late blobs; 0 = never. */
+    sweepIntervalMs: number;
     /** Blob downloads running at once per tenant. */
     concurrency: number;
     requestTimeoutMs: number;
@@ -126,20 +139,28 @@ export const DEFAULTS = {
   ackTimeoutMs: 30_000,
   // Well under Fluent Bit's buffer_max_size default (6,144,000 B); the issue's default.
   maxFrameBytes: 1024 * 1024,
+  // Fits Fluent Bit's buffer_max_size default (6,144,000 B) with the frame's own overhead.
+  maxRecordBytes: 6_000_000,
   maxFramesInFlight: 8,
   tagTemplate: 'cloud.office365.management.{table}',
   statusTag: 'm365forward.status',
   statusIntervalMs: 60_000,
+  // Half an hour without a successful poll is beyond any normal API hiccup (retries back off to
+  // minutes), well before the hours of lag an analyst would notice in the SIEM.
+  stallAfterMs: 30 * 60_000,
   statePath: './state/m365-forward.state.json',
   // The API publishes new blobs every few minutes; one minute keeps lag low at ~5 calls/min/feed,
   // far below the 2,000 requests/minute tenant quota (reference §5).
   pollIntervalMs: 60_000,
   // Content is kept ~7 days; 24 h is a sane first backfill, 7 days the most the API allows.
   initialLookbackMs: 24 * 3600_000,
-  maxLookbackMs: 7 * 24 * 3600_000,
+  maxLookbackMs: API_RETENTION_MS,
   // Blobs can be listed minutes to hours after their contentCreated (reference §4 Latency);
   // re-listing 2 h before the cursor catches them, the done-set keeps them from being re-sent.
   overlapMs: 2 * 3600_000,
+  // Blobs listed later than the overlap (Microsoft documents delays of many hours) are found by
+  // re-listing the whole retention; hourly costs ~7 listing calls per content type per hour.
+  sweepIntervalMs: 3600_000,
   concurrency: 4,
   requestTimeoutMs: 60_000,
   maxAttempts: 5,

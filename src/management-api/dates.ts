@@ -1,41 +1,73 @@
 /**
+ * The one time parser, for both sides of the API (the collector and the embedded simulator).
+ *
  * Dates on the wire (reference §4, §7.1, §9.9):
- * - record `CreationTime` is UTC usually WITHOUT a zone and without fraction ("2015-06-29T20:03:19");
- *   RFC 3339 parsers reject it and `new Date()` would read it as local time, so parse by hand.
+ * - record `CreationTime` is UTC, usually WITHOUT a zone and without a fraction
+ *   ("2015-06-29T20:03:19"); RFC 3339 parsers reject it and `new Date()` would read it as local
+ *   time, so it is parsed by hand. Some records carry more than millisecond precision: every
+ *   digit up to nanoseconds is kept (it becomes the Forward EventTime).
  * - blob `contentCreated` / `contentExpiration` carry `Z` and milliseconds.
- * - the listing's startTime/endTime are sent as `YYYY-MM-DDTHH:MM:SS` (documented, UTC).
+ * - the listing's startTime/endTime are sent as `YYYY-MM-DDTHH:MM:SS` (documented, UTC); the
+ *   service also takes a fraction and a trailing `Z` (§4 "Time formats"), nothing documents
+ *   offsets, so the simulator refuses them (`strict`).
  */
-const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$/i;
+const ISO = /^(\d{4})-(\d{2})-(\d{2})(?:([T ])(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(Z|[+-]\d{2}:?\d{2})?$/i;
 
-/** Parses an API timestamp as UTC (unless it names an offset). Returns ms since epoch, or undefined. */
-export function parseApiTime(v: unknown): number | undefined {
+/** A parsed instant: whole seconds since the epoch and nanoseconds within that second. */
+export interface Instant {
+  sec: number;
+  nsec: number;
+}
+
+/**
+ * Parses an API timestamp as UTC (unless it names an offset). `strict` is the API's own rule
+ * (simulator): a `T` separator, at most 7 fraction digits (.NET ticks), `Z` or no zone.
+ * Returns undefined for anything else, including calendar overflow (2024-02-30, 25:00), which
+ * Date.UTC would silently roll over.
+ */
+export function parseInstant(v: unknown, opts: { strict?: boolean } = {}): Instant | undefined {
   if (typeof v !== 'string') return undefined;
-  const m = ISO.exec(v.trim());
+  const m = ISO.exec(opts.strict ? v : v.trim());
   if (!m) return undefined;
-  const [, y, mo, d, h = '0', mi = '0', s = '0', frac = '', zone] = m;
-  const ms = Number((frac + '000').slice(0, 3));
-  let t = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms);
-  // Date.UTC rolls over silently (month 13, day 32): reject values that did not round-trip.
-  const check = new Date(t);
-  if (check.getUTCFullYear() !== Number(y) || check.getUTCMonth() !== Number(mo) - 1 || check.getUTCDate() !== Number(d) || Number(h) > 23 || Number(mi) > 59 || Number(s) > 60) {
+  const [, y, mo, d, sep, h = '0', mi = '0', s = '0', frac = '', zone] = m;
+  if (opts.strict && (sep === ' ' || frac.length > 7 || (zone !== undefined && zone !== 'Z') || /\s/.test(v))) return undefined;
+  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
+  const back = new Date(ms);
+  if (
+    back.getUTCFullYear() !== Number(y) ||
+    back.getUTCMonth() !== Number(mo) - 1 ||
+    back.getUTCDate() !== Number(d) ||
+    back.getUTCHours() !== Number(h) ||
+    back.getUTCMinutes() !== Number(mi) ||
+    back.getUTCSeconds() !== Number(s)
+  ) {
     return undefined;
   }
+  let sec = Math.floor(ms / 1000);
   if (zone && zone.toUpperCase() !== 'Z') {
     const sign = zone[0] === '-' ? -1 : 1;
     const digits = zone.slice(1).replace(':', '');
-    t -= sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2))) * 60_000;
+    const hours = Number(digits.slice(0, 2));
+    const minutes = Number(digits.slice(2));
+    if (hours > 23 || minutes > 59) return undefined;
+    sec -= sign * (hours * 60 + minutes) * 60;
   }
-  return Number.isFinite(t) ? t : undefined;
+  const nsec = frac ? Number((frac + '00000000').slice(0, 9)) : 0;
+  return Number.isFinite(sec) ? { sec, nsec } : undefined;
 }
 
-/** Nanoseconds part of a CreationTime with more than millisecond precision (rare, but kept). */
-export function subMillisNanos(v: string): number {
-  const m = /\.(\d{4,9})/.exec(v);
-  if (!m) return 0;
-  return Number((m[1] + '000000000').slice(3, 9));
+/** Milliseconds since the epoch (fraction below a millisecond dropped), or undefined. */
+export function parseApiTime(v: unknown, opts: { strict?: boolean } = {}): number | undefined {
+  const t = parseInstant(v, opts);
+  return t === undefined ? undefined : t.sec * 1000 + Math.floor(t.nsec / 1_000_000);
 }
 
 /** The documented listing format, UTC, second precision: 2026-11-25T10:00:00. */
 export function formatListTime(ms: number): string {
   return new Date(ms).toISOString().slice(0, 19);
+}
+
+/** ISO-8601 with milliseconds and Z, the form the real listing uses for contentCreated. */
+export function isoMs(ms: number): string {
+  return new Date(ms).toISOString();
 }

@@ -8,7 +8,8 @@ import type { ContentStore } from './content-store.ts';
 import { afError, jsonResponse, JSON_CONTENT_TYPE, type SimResponse } from './errors.ts';
 import { decodePageToken, encodePageToken } from './paging.ts';
 import type { Route } from './routes.ts';
-import { isoMs, resolveWindow } from './time-window.ts';
+import { isoMs } from '../management-api/dates.ts';
+import { resolveWindow } from './time-window.ts';
 import { CONTENT_TYPES, type ContentType } from './types.ts';
 
 interface Subscription {

@@ -3,7 +3,7 @@
  * JSON body of each blob. No HTTP here.
  */
 import { compareListing, type PageCursor } from './paging.ts';
-import { isoMs } from './time-window.ts';
+import { isoMs } from '../management-api/dates.ts';
 import type { AuditRecord, SimBlob } from './types.ts';
 
 export interface StoredBlob {

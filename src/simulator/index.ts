@@ -47,7 +47,7 @@ export type { AuditRecord, ContentType, Fault, FaultKind, FaultRoute, SimBlob, S
 export { CONTENT_TYPES } from './types.ts';
 export { contentTypeForRecord, parseCorpus } from './corpus.ts';
 export { generateClientCertificate } from './tls.ts';
-export { parseApiTime } from './time-window.ts';
+export { parseListTime } from './time-window.ts';
 
 const SECRET_ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789~._-';
 

@@ -1,34 +1,19 @@
 /**
  * Content listing window rules (reference §3.4, §4), pure functions of the query and the clock.
  */
+import { parseApiTime } from '../management-api/dates.ts';
+import { API_RETENTION_MS, MAX_WINDOW_MS } from '../management-api/limits.ts';
 
 const DAY_MS = 24 * 3_600_000;
 
 /**
- * Parse an API time: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM`, `YYYY-MM-DDTHH:MM:SS`, each optionally with
- * a fraction (after seconds) and a trailing `Z`; always UTC (reference §4 "Time formats": the
- * documented forms plus what collectors are observed to send). Offsets such as `+02:00` are not
- * accepted: nothing documents them. Returns ms epoch or null.
+ * Parse a listing time the way the API does: `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM`,
+ * `YYYY-MM-DDTHH:MM:SS`, each optionally with a fraction (after seconds) and a trailing `Z`; always
+ * UTC (reference §4 "Time formats"). Offsets are not accepted: nothing documents them. One parser
+ * for both sides (management-api/dates.ts), in its strict mode. Returns ms epoch or null.
  */
-export function parseApiTime(text: string): number | null {
-  const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?)?Z?$/.exec(text);
-  if (!m) return null;
-  const [, y, mo, d, h = '0', mi = '0', s = '0', frac = ''] = m;
-  const ms = Number((frac + '000').slice(0, 3));
-  const t = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s), ms);
-  const back = new Date(t);
-  // Reject calendar overflow (2024-02-30, 25:00) instead of letting Date roll it over.
-  if (
-    back.getUTCFullYear() !== Number(y) ||
-    back.getUTCMonth() !== Number(mo) - 1 ||
-    back.getUTCDate() !== Number(d) ||
-    back.getUTCHours() !== Number(h) ||
-    back.getUTCMinutes() !== Number(mi) ||
-    back.getUTCSeconds() !== Number(s)
-  ) {
-    return null;
-  }
-  return t;
+export function parseListTime(text: string): number | null {
+  return parseApiTime(text, { strict: true }) ?? null;
 }
 
 export const AF20055_TEXT =
@@ -50,17 +35,17 @@ export function resolveWindow(startText: string | undefined, endText: string | u
   if (startText === undefined || endText === undefined) {
     return { ok: false, code: 'AF20055', message: `${AF20055_TEXT} Only ${startText === undefined ? 'endTime' : 'startTime'} was given.` };
   }
-  const startMs = parseApiTime(startText);
+  const startMs = parseListTime(startText);
   if (startMs === null) return badType('startTime', startText);
-  const endMs = parseApiTime(endText);
+  const endMs = parseListTime(endText);
   if (endMs === null) return badType('endTime', endText);
   if (startMs >= endMs) {
     return { ok: false, code: 'AF20055', message: `${AF20055_TEXT} startTime ${startText} is not before endTime ${endText}.` };
   }
-  if (endMs - startMs > DAY_MS) {
+  if (endMs - startMs > MAX_WINDOW_MS) {
     return { ok: false, code: 'AF20055', message: `${AF20055_TEXT} The window ${startText} .. ${endText} is longer than 24 hours.` };
   }
-  if (startMs < nowMs - 7 * DAY_MS) {
+  if (startMs < nowMs - API_RETENTION_MS) {
     return {
       ok: false,
       code: 'AF20055',
@@ -78,7 +63,3 @@ function badType(name: string, value: string): WindowResult {
   };
 }
 
-/** ISO-8601 with milliseconds and Z, the form the real listing uses for contentCreated. */
-export function isoMs(ms: number): string {
-  return new Date(ms).toISOString();
-}

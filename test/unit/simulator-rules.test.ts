@@ -9,12 +9,12 @@ import { RequestQuota } from '../../src/simulator/faults.ts';
 import { decodePageToken, encodePageToken } from '../../src/simulator/paging.ts';
 import { classify, queryParams } from '../../src/simulator/routes.ts';
 import { signJwt } from '../../src/simulator/jwt.ts';
-import { parseApiTime, resolveWindow } from '../../src/simulator/time-window.ts';
+import { parseListTime, resolveWindow } from '../../src/simulator/time-window.ts';
 
 const HOUR = 3_600_000;
 const now = Date.UTC(2025, 4, 20, 12, 0, 0);
 
-describe('parseApiTime', () => {
+describe('parseListTime (the API\'s strict listing times)', () => {
   const ok: [string, string][] = [
     ['2025-05-20', '2025-05-20T00:00:00.000Z'],
     ['2025-05-20T07:08', '2025-05-20T07:08:00.000Z'],
@@ -23,9 +23,9 @@ describe('parseApiTime', () => {
     ['2025-05-20T07:08:09.5', '2025-05-20T07:08:09.500Z'],
     ['2025-05-20T07:08:09.1234567Z', '2025-05-20T07:08:09.123Z'],
   ];
-  for (const [text, iso] of ok) it(`accepts ${text}`, () => assert.equal(new Date(parseApiTime(text)!).toISOString(), iso));
+  for (const [text, iso] of ok) it(`accepts ${text}`, () => assert.equal(new Date(parseListTime(text)!).toISOString(), iso));
   for (const bad of ['2025-5-20', '2025-02-30', '2025-05-20T24:00', '2025-05-20 07:08', '2025-05-20T07:08:09+02:00', 'yesterday', '']) {
-    it(`rejects ${JSON.stringify(bad)}`, () => assert.equal(parseApiTime(bad), null));
+    it(`rejects ${JSON.stringify(bad)}`, () => assert.equal(parseListTime(bad), null));
   }
 });
 
