@@ -10,7 +10,10 @@ import { demoCommand } from './commands/demo.ts';
 import { runCommand } from './commands/run.ts';
 import { simulateArgs, simulateCommand, simulateOptions } from './commands/simulate.ts';
 import { stateShowCommand, subscriptionsCommand } from './commands/admin.ts';
+import { deadletterListCommand, deadletterResendCommand } from './commands/deadletter.ts';
+import { parseDuration } from './config/durations.ts';
 import { CONTENT_TYPES } from './management-api/content-types.ts';
+import { reportFatal } from './commands/common.ts';
 
 const configOpt = { alias: 'c', type: 'string', demandOption: true, describe: 'collector config file (YAML)', requiresArg: true } as const;
 const overrideOpts = <T,>(y: Argv<T>) =>
@@ -27,6 +30,20 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code !== 'EPIPE') throw err;
 });
 
+/** `--timeout DURATION` → ms; a bad value is a usage error (exit 2). */
+function timeoutArg(v: string | undefined, once: boolean): number | undefined {
+  if (v === undefined) return undefined;
+  const ms = parseDuration(v);
+  if (ms === undefined || ms <= 0) usage(`--timeout must be a duration like 90s, 10m or 2h, got ${JSON.stringify(v).slice(0, 40)}`);
+  if (!once) usage('--timeout applies to run --once (a service runs until it is stopped)');
+  return ms;
+}
+
+function usage(msg: string): never {
+  process.stderr.write(`m365-forward: ${msg}\nRun with --help for usage.\n`);
+  process.exit(2);
+}
+
 let exitCode = 0;
 const done = (code: number) => {
   exitCode = code;
@@ -40,9 +57,19 @@ await yargs(hideBin(process.argv))
     'run',
     'poll the Management Activity API and forward every record (for ever, or --once)',
     (y) =>
-      overrideOpts(y.option('config', configOpt).option('once', { type: 'boolean', default: false, describe: 'collect everything available now, wait for every ack and checkpoint, exit' })),
+      overrideOpts(
+        y
+          .option('config', configOpt)
+          .option('once', { type: 'boolean', default: false, describe: 'collect everything available now, wait for every ack and checkpoint, exit' })
+          .option('timeout', { type: 'string', requiresArg: true, describe: 'with --once: stop at this deadline (e.g. 10m), keep what was acked, exit 1 naming what it waited for' }),
+      ),
     async (a) =>
-      done(await runCommand({ config: a.config, once: a.once, output: a.output, recordFormat: a['record-format'], forwardHost: a['forward-host'], forwardPort: a['forward-port'], statePath: a.state, logLevel: a['log-level'] })),
+      done(
+        await runCommand({
+          config: a.config, once: a.once, timeoutMs: timeoutArg(a.timeout, a.once), output: a.output, recordFormat: a['record-format'],
+          forwardHost: a['forward-host'], forwardPort: a['forward-port'], statePath: a.state, logLevel: a['log-level'],
+        }),
+      ),
   )
   .command('simulate', 'start the embedded Management API simulator (HTTPS on 127.0.0.1) and print a JSON line when ready', simulateOptions, async (a) => done(await simulateCommand(simulateArgs(a))))
   .command(
@@ -84,16 +111,37 @@ await yargs(hideBin(process.argv))
       )
       .demandCommand(1, 'name a subcommand: list, start or stop'),
   )
+  .command('deadletter', 'records that could not be sent (too large, too deep, not an object): list them, or send them again', (y) =>
+    y
+      .command('list', 'list the dead-lettered records (where they came from and why)', (z) => z.option('config', configOpt), (a) => done(deadletterListCommand({ config: a.config })))
+      .command(
+        'resend',
+        'send them again through the configured output (after raising the limits); the collector must be stopped',
+        (z) => overrideOpts(z.option('config', configOpt).option('timeout', { type: 'string', requiresArg: true, describe: 'stop at this deadline (e.g. 5m)' })),
+        async (a) =>
+          done(
+            await deadletterResendCommand({
+              config: a.config, timeoutMs: timeoutArg(a.timeout, true), output: a.output, recordFormat: a['record-format'],
+              forwardHost: a['forward-host'], forwardPort: a['forward-port'], statePath: a.state, logLevel: a['log-level'],
+            }),
+          ),
+      )
+      .demandCommand(1, 'name a subcommand: list or resend'),
+  )
   .command('state', 'inspect the checkpoint state', (y) =>
     y.command('show', 'show every feed\'s checkpoint', (z) => z.option('config', configOpt), (a) => done(stateShowCommand({ config: a.config }))).demandCommand(1, 'name a subcommand: show'),
   )
   .demandCommand(1, 'name a command (see --help)')
   .strict()
   .recommendCommands()
-  .fail((msg, err, y) => {
-    if (err) throw err;
-    process.stderr.write(`${y.help() && ''}m365-forward: ${msg}\nRun with --help for usage.\n`);
-    process.exit(2);
+  .fail((msg, err) => {
+    // Usage errors are one line and exit 2; an error thrown by a command is a bug: reportFatal
+    // prints it (with its stack) and the exit code is 1.
+    if (err && !msg) {
+      process.exitCode = reportFatal(err);
+      return;
+    }
+    usage(msg ?? String(err));
   })
   .help()
   .wrap(Math.min(110, process.stdout.columns || 100))

@@ -2,49 +2,44 @@ import { loadConfig } from '../config/load.ts';
 import { describeError } from '../errors.ts';
 import type { ContentType } from '../management-api/content-types.ts';
 import { listSubscriptions, startSubscription, stopSubscription } from '../management-api/subscriptions.ts';
-import { Collector } from '../polling/collector.ts';
-import { StdoutSink } from '../sink/stdout-sink.ts';
+import { createTenantRuntime } from '../polling/tenant-runtime.ts';
 import { StateStore, feedKey } from '../state/state-store.ts';
 import { silentLogger } from '../support/logger.ts';
 import { EXIT, reportFatal } from './common.ts';
 
-/** `subscriptions list|start|stop -c FILE [--content-type CT]`. */
+/** `subscriptions list|start|stop -c FILE [--content-type CT]`: talks to the API only, never to the state. */
 export async function subscriptionsCommand(action: 'list' | 'start' | 'stop', args: { config: string; contentType?: string }): Promise<number> {
   try {
     const config = loadConfig(args.config);
-    // Subscriptions have nothing to do with the checkpoint: neither read nor write the state file.
-    const store = new StateStore(config.state.path);
-    store.load = () => ({ version: 1, feeds: {} });
-    store.save = async () => {};
-    const collector = new Collector({ config, sink: new StdoutSink(), store, log: silentLogger });
     const signal = AbortSignal.timeout(120_000);
     let failed = false;
-    try {
-      for (const t of collector.tenants) {
-        const types = (args.contentType ? [args.contentType] : t.tenant.contentTypes) as ContentType[];
+    for (const tenant of config.tenants) {
+      const t = createTenantRuntime(tenant, config, { log: silentLogger });
+      try {
+        const types = (args.contentType ? [args.contentType] : tenant.contentTypes) as ContentType[];
         if (action === 'list') {
           const subs = await listSubscriptions(t.api, signal);
-          for (const s of subs) process.stdout.write(`${t.tenant.name}\t${s.contentType}\t${s.status}${s.webhook ? '\twebhook' : ''}\n`);
-          if (subs.length === 0) process.stdout.write(`${t.tenant.name}\t(no subscriptions)\n`);
+          for (const s of subs) process.stdout.write(`${tenant.name}\t${s.contentType}\t${s.status}${s.webhook ? '\twebhook' : ''}\n`);
+          if (subs.length === 0) process.stdout.write(`${tenant.name}\t(no subscriptions)\n`);
           continue;
         }
         for (const ct of types) {
           try {
             if (action === 'start') {
               const r = await startSubscription(t.api, ct, signal);
-              process.stdout.write(`${t.tenant.name}\t${ct}\t${r === 'started' ? 'started' : 'already enabled'}\n`);
+              process.stdout.write(`${tenant.name}\t${ct}\t${r === 'started' ? 'started' : 'already enabled'}\n`);
             } else {
               await stopSubscription(t.api, ct, signal);
-              process.stdout.write(`${t.tenant.name}\t${ct}\tstopped (content from before a restart cannot be retrieved)\n`);
+              process.stdout.write(`${tenant.name}\t${ct}\tstopped (content from before a restart cannot be retrieved)\n`);
             }
           } catch (err) {
-            process.stdout.write(`${t.tenant.name}\t${ct}\tFAILED: ${describeError(err)}\n`);
+            process.stdout.write(`${tenant.name}\t${ct}\tFAILED: ${describeError(err)}\n`);
             failed = true;
           }
         }
+      } finally {
+        t.close();
       }
-    } finally {
-      collector.close();
     }
     return failed ? EXIT.failed : EXIT.ok;
   } catch (err) {
@@ -52,29 +47,39 @@ export async function subscriptionsCommand(action: 'list' | 'start' | 'stop', ar
   }
 }
 
-/** `state show -c FILE`: the checkpoint of every configured feed, for a person. */
+/** `state show -c FILE`: the checkpoint of every feed, for a person (read only; safe while `run` runs). */
 export function stateShowCommand(args: { config: string }): number {
   try {
     const config = loadConfig(args.config);
-    const state = new StateStore(config.state.path).load();
+    const feeds = new StateStore(config.state.path).load();
     const now = Date.now();
+    const iso = (ms: number) => new Date(ms).toISOString();
     process.stdout.write(`state file ${config.state.path}\n`);
+    const configured = new Set<string>();
     for (const t of config.tenants) {
       for (const ct of t.contentTypes) {
-        const f = state.feeds[feedKey(t.name, ct)];
+        const key = feedKey(t.name, ct);
+        configured.add(key);
+        const f = feeds.get(key);
         if (!f) {
-          process.stdout.write(`${t.name}/${ct}: no checkpoint yet (first run starts ${config.polling.initialLookbackMs / 3_600_000} h back)\n`);
+          process.stdout.write(`${key}: no checkpoint yet (first run starts ${config.polling.initialLookbackMs / 3_600_000} h back)\n`);
           continue;
         }
+        const s = f.s;
         process.stdout.write(
-          `${t.name}/${ct}: cursor ${new Date(f.cursor).toISOString()} (lag ${Math.round((now - f.cursor) / 60_000)} min), ` +
-            `${f.blobsDelivered} blobs / ${f.recordsDelivered} records delivered, ${Object.keys(f.done).length} done ids in the overlap, ` +
-            `retry queue ${f.retry.length}, lost ${f.lost}${f.lastError ? `, last error: ${f.lastError}` : ''}\n`,
+          `${key}: cursor ${iso(s.cursor)} (lag ${Math.round((now - s.cursor) / 60_000)} min by the local clock), coverage from ${iso(s.origin)}, ` +
+            `last sweep ${s.lastSweepAt ? iso(s.lastSweepAt) : 'never'}; ${s.blobsDelivered} blobs / ${s.recordsDelivered} records delivered, ` +
+            `${s.deadLettered} dead-lettered, ${s.lateBlobs} late blobs (max ${s.maxLatenessSeconds} s late), ${f.done.size} done ids kept, ` +
+            `retry queue ${f.retry.size}, lost ${s.lost}, gaps ${s.gaps}${s.lastError ? `, last error: ${s.lastError}` : ''}\n`,
         );
-        for (const r of f.retry) {
-          process.stdout.write(`    retry ${r.contentId}: ${r.attempts} attempt(s), next ${new Date(r.nextAttemptAt).toISOString()}, expires ${r.contentExpiration}, last error: ${r.lastError}\n`);
+        for (const r of f.retry.values()) {
+          process.stdout.write(`    retry ${r.contentId}: ${r.attempts} attempt(s), next ${iso(r.nextAttemptAt)}, expires ${r.contentExpiration || 'unknown'}, last error: ${r.lastError}\n`);
         }
       }
+    }
+    for (const [key, f] of feeds) {
+      if (configured.has(key)) continue;
+      process.stdout.write(`${key}: NOT IN THE CONFIG any more (kept, not polled): cursor ${iso(f.s.cursor)}, retry queue ${f.retry.size}${f.retry.size ? ' (not retried while the feed is out of the config)' : ''}\n`);
     }
     return EXIT.ok;
   } catch (err) {

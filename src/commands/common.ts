@@ -21,18 +21,39 @@ export function reportFatal(err: unknown): number {
   return EXIT.failed;
 }
 
+/** A stop signal's reason: the run ends cleanly, keeping what was acked. */
+export class StopRequested extends CollectorError {
+  constructor(readonly signalName: string) {
+    super('SINK_ERROR', `stopped by ${signalName}`);
+  }
+}
+
+/** How long a stop may take before the process exits regardless (DESIGN guarantee 6b: never stuck). */
+export const STOP_GRACE_MS = 9_000;
+
 /**
  * Turns SIGINT/SIGTERM into an abort: the collector stops taking new work, what is acked is
- * already checkpointed, and the process exits. A second signal exits at once.
+ * checkpointed, and the process exits. Whatever it waits for, it is gone within 10 s: after
+ * STOP_GRACE_MS `onForcedExit` runs (release the lock) and the process exits. A second signal
+ * exits at once the same way.
  */
-export function abortOnSignals(log: Logger): AbortController {
+export function abortOnSignals(log: Logger, onForcedExit: () => void, exitCode: () => number): AbortController {
   const ac = new AbortController();
   let count = 0;
+  const force = (why: string) => {
+    process.stderr.write(`m365-forward: ${why}; exiting now (what was acknowledged and checkpointed stays; the rest is sent again next time)\n`);
+    try {
+      onForcedExit();
+    } finally {
+      process.exit(exitCode());
+    }
+  };
   const onSignal = (sig: NodeJS.Signals) => {
     count++;
-    if (count > 1) process.exit(130);
+    if (count > 1) return force(`second ${sig}`);
     log.info('stopping', { signal: sig });
-    ac.abort(new CollectorError('SINK_ERROR', `stopped by ${sig}`));
+    ac.abort(new StopRequested(sig));
+    setTimeout(() => force(`did not stop within ${STOP_GRACE_MS / 1000} s of ${sig}`), STOP_GRACE_MS).unref();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);

@@ -9,7 +9,8 @@ import { startSimulator, type Simulator } from '../simulator/index.ts';
 import { createSink } from '../sink/create-sink.ts';
 import { createRouter } from '../sink/route.ts';
 import { StateStore } from '../state/state-store.ts';
-import { EXIT, abortOnSignals, makeLogger, reportFatal } from './common.ts';
+import { EXIT, StopRequested, abortOnSignals, makeLogger, reportFatal } from './common.ts';
+import { GaveUp, watchOnce } from './deadline.ts';
 import { simulatorOptions, writeCa } from './simulate.ts';
 
 export interface DemoArgs {
@@ -35,7 +36,8 @@ export async function demoCommand(a: DemoArgs): Promise<number> {
   let sim: Simulator | undefined;
   let collector: Collector | undefined;
   let sink;
-  const ac = abortOnSignals(log);
+  let unwatch = () => {};
+  const ac = abortOnSignals(log, () => {}, () => EXIT.interrupted);
   try {
     sim = await startSimulator(simulatorOptions({ port: 0, seed: a.seed, records: a.records, span: a.span, late: a.late }));
     const caFile = writeCa(sim, dir);
@@ -50,6 +52,11 @@ export async function demoCommand(a: DemoArgs): Promise<number> {
     const config = parseConfig(tree, path.join(dir, 'demo.yaml'));
     sink = createSink(config, log);
     collector = new Collector({ config, sink, store: new StateStore(config.state.path), log });
+    // Nothing listening on the forward port: say what to start instead of waiting for ever.
+    unwatch = watchOnce(ac, sink, {
+      stallLimitMs: 15_000,
+      hint: `start a Fluent Bit forward input there first, e.g. \`fluent-bit -c plugin/fluent-bit/try-local.conf\``,
+    });
     const s = await collector.runOnce(ac.signal);
     // Summary: what went where, by tag (= Devo table).
     const byTag = new Map<string, number>();
@@ -60,19 +67,28 @@ export async function demoCommand(a: DemoArgs): Promise<number> {
         byTag.set(t, (byTag.get(t) ?? 0) + 1);
       }
     }
+    const problems = s.errors.length || s.waiting || s.lost || s.deadLettered;
     const lines = [
       '',
-      `demo summary: ${s.records} records in ${s.blobs} blobs from ${collector.feeds.length} feeds (simulated tenant ${sim.tenantId}) sent to ${sink.description}, every one ${config.output.type === "forward" ? "acknowledged" : "written"} and checkpointed`,
+      `demo summary: ${s.records} records in ${s.blobs} blobs from ${collector.feeds.length} feeds (simulated tenant ${sim.tenantId}) sent to ${sink.description}, every one ${config.output.type === 'forward' ? 'acknowledged' : 'written'} and checkpointed`,
       ...[...byTag.entries()].sort().map(([t, n]) => `  ${String(n).padStart(6)}  ${t}`),
       `  ${String(collector.feeds.length).padStart(6)}  ${config.status.tag} (status records, one per feed)`,
     ];
-    if (s.errors.length || s.parked || s.lost) lines.push(`problems: ${s.parked} parked, ${s.lost} lost, errors: ${s.errors.join('; ')}`);
-    process.stdout.write(lines.join('\n') + '\n');
-    return s.errors.length || s.parked || s.lost ? EXIT.failed : EXIT.ok;
+    if (problems) lines.push(`problems: ${s.waiting} waiting for retry, ${s.lost} lost, ${s.deadLettered} dead-lettered, errors: ${s.errors.join('; ')}`);
+    // The summary goes to stderr: stdout carries only the records (`npm run demo | jq` works).
+    process.stderr.write(lines.join('\n') + '\n');
+    return problems ? EXIT.failed : EXIT.ok;
   } catch (err) {
+    const reason = ac.signal.aborted ? ac.signal.reason : undefined;
+    if (reason instanceof GaveUp) {
+      process.stderr.write(`m365-forward demo: ${reason.message}\n`);
+      return EXIT.failed;
+    }
+    if (reason instanceof StopRequested) return EXIT.interrupted;
     return reportFatal(err);
   } finally {
-    collector?.close();
+    unwatch();
+    await collector?.close().catch(() => {});
     await sink?.close();
     await sim?.close();
     rmSync(dir, { recursive: true, force: true });

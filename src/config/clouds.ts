@@ -11,3 +11,11 @@ export const CLOUDS = {
   china: { apiUrl: 'https://manage.office.cn', loginUrl: 'https://login.partner.microsoftonline.cn' },
 } as const;
 export type CloudName = keyof typeof CLOUDS;
+
+/**
+ * A known cloud name. An own-property check: `in` would also accept `constructor` or `toString`
+ * (inherited from Object.prototype) and leave the tenant without hosts.
+ */
+export function isCloudName(v: unknown): v is CloudName {
+  return typeof v === 'string' && Object.hasOwn(CLOUDS, v);
+}

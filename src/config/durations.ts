@@ -27,3 +27,12 @@ export function formatDuration(ms: number): string {
   if (s || parts.length === 0) parts.push(`${s}s`);
   return parts.join('');
 }
+
+/**
+ * True when a duration is written as zero (`0`, `"0"`, `0s`, `0m`, ...), the way a config turns a
+ * periodic job off. A tiny non-zero value that rounds to 0 ms is not zero.
+ */
+export function isZeroDuration(v: unknown): boolean {
+  if (typeof v === 'number') return v === 0;
+  return typeof v === 'string' && /^\s*0+(?:\.0+)?\s*(?:ms|s|m|h|d)?\s*$/.test(v);
+}

@@ -3,11 +3,13 @@
  * the policy is visible in one place; the message is Microsoft's meaning, paraphrased.
  */
 export type ErrorAction =
-  | 'retry' // transient: back off and try again
+  | 'retry' // transient: back off and try the same call again
   | 'throttled' // quota: back off longer (Retry-After when given)
   | 'reauth' // token rejected: get a fresh token and retry
-  | 'subscribe' // no subscription (AF20022) / disabled (AF20023): start it, then retry
-  | 'gone' // blob can never be fetched (AF20050/51/52): count as lost, move on
+  | 'subscribe' // no subscription (AF20022) / disabled (AF20023): start it, then list again
+  | 'not-found' // blob not there (AF20050, plain 404): may appear later; retried a few times over minutes
+  | 'expired' // blob expired (AF20051): gone for good, a gap
+  | 'gone' // blob id refused (AF20052): can never be fetched
   | 'window' // window rejected (AF20055/AF20030): usually clock skew; replan next poll
   | 'fatal'; // configuration or permission problem: retrying cannot help
 
@@ -24,8 +26,8 @@ export const AF_CODES: Record<string, { action: ErrorAction; meaning: string }> 
   AF20023: { action: 'subscribe', meaning: 'the subscription is disabled (also seen when audit logging is off)' },
   AF20030: { action: 'window', meaning: 'invalid time window (older code)' },
   AF20031: { action: 'retry', meaning: 'invalid nextPage value: the listing restarts' },
-  AF20050: { action: 'gone', meaning: 'the content does not exist' },
-  AF20051: { action: 'gone', meaning: 'the content has expired (older than its contentExpiration)' },
+  AF20050: { action: 'not-found', meaning: 'the content does not exist' },
+  AF20051: { action: 'expired', meaning: 'the content has expired (older than its contentExpiration)' },
   AF20052: { action: 'gone', meaning: 'the content id in the URL is invalid' },
   AF20055: { action: 'window', meaning: 'invalid time window: ≤ 24 h, start before end, start at most 7 days back (often local clock skew)' },
   AF429: { action: 'throttled', meaning: 'too many requests for this PublisherIdentifier' },
@@ -41,6 +43,8 @@ export function classifyApiError(status: number, afCode: string | undefined): Er
   if (status === 429) return 'throttled';
   if (status === 401) return 'reauth';
   if (status === 408 || status >= 500) return 'retry';
-  if (status === 404) return 'gone';
+  // A 404 without an AF code comes from something between us and the API (proxy, CDN edge) or
+  // from a blob that is not published yet: worth a few tries, not an immediate loss.
+  if (status === 404) return 'not-found';
   return 'fatal';
 }

@@ -2,8 +2,10 @@ import type https from 'node:https';
 import fetch, { type Response } from 'node-fetch';
 import type { TokenProvider } from '../auth/token-provider.ts';
 import { CollectorError, describeError } from '../errors.ts';
-import { backoffDelay } from '../polling/backoff.ts';
+import { BACKOFF, backoffDelay } from '../polling/backoff.ts';
+import type { ApiClock } from '../support/api-clock.ts';
 import type { Logger } from '../support/logger.ts';
+import { describeNetworkError } from '../support/network-errors.ts';
 import { sleep, timeoutSignal } from '../support/sleep.ts';
 import { AF_CODES, classifyApiError, type ErrorAction } from './af-codes.ts';
 
@@ -25,7 +27,10 @@ export class ApiCallError extends CollectorError {
 export interface ApiResponse {
   status: number;
   headers: Map<string, string>;
+  /** The parsed JSON body (undefined when empty), or, for `raw` calls, undefined. */
   body: unknown;
+  /** The body's bytes, for `raw` calls (blob downloads: parsed by the record reader, never as a JS string). */
+  raw?: Buffer;
 }
 
 export interface ApiClientOptions {
@@ -37,20 +42,40 @@ export interface ApiClientOptions {
   timeoutMs: number;
   maxAttempts: number;
   log: Logger;
-  /** Called with the server's Date header of each response (clock-skew measurement). */
-  onServerDate?: (serverMs: number) => void;
+  /** The tenant's API clock: every response's Date header is fed to it (clock-skew measurement). */
+  clock?: ApiClock;
 }
 
 export class ApiClient {
   /** Throttled responses (429, 403 AF429) this tenant got, retried or not: shown in status records. */
-  readonly stats = { throttled: 0, retried: 0 };
-  constructor(readonly opts: ApiClientOptions) {}
+  readonly stats = { throttled: 0, retried: 0, requests: 0 };
+  readonly #origin: string;
+  constructor(readonly opts: ApiClientOptions) {
+    this.#origin = new URL(opts.apiUrl).origin;
+  }
 
   /** `${apiUrl}/api/v1.0/${tenant}/activity/feed/${op}` with query parameters. */
   feedUrl(op: string, query: Record<string, string> = {}): string {
     const u = new URL(`${this.opts.apiUrl}/api/v1.0/${this.opts.tenantId}/activity/feed/${op}`);
     for (const [k, v] of Object.entries(query)) u.searchParams.set(k, v);
     return u.toString();
+  }
+
+  /**
+   * The bearer token only ever goes to the configured API host. URLs the API hands us
+   * (NextPageUri, contentUri) are otherwise followed verbatim, so a response naming another host
+   * (a compromised or misconfigured proxy, a hostile simulator) would otherwise receive the token.
+   * Returns undefined when the URL is fine, else the reason.
+   */
+  foreignHost(url: string): string | undefined {
+    let u: URL;
+    try {
+      u = new URL(url);
+    } catch {
+      return 'is not an absolute URL';
+    }
+    if (u.origin !== this.#origin) return `points at ${u.protocol}//${u.host}, not the configured API host ${this.#origin}; the token is not sent there`;
+    return undefined;
   }
 
   /**
@@ -68,14 +93,17 @@ export class ApiClient {
    * One API call with retries. `what` names the call in errors ("list Audit.Exchange content").
    * Returns the response of a 2xx; throws CollectorError otherwise, with `apiCode` set.
    * `acceptError` lets a caller take certain error responses as answers (start's AF20024).
+   * `raw`: keep the body as bytes (blob downloads).
    */
   async call(
     method: 'GET' | 'POST',
     url: string,
     what: string,
     signal: AbortSignal,
-    acceptError?: (status: number, afCode: string | undefined) => boolean,
+    opts: { acceptError?: (status: number, afCode: string | undefined) => boolean; raw?: boolean } = {},
   ): Promise<ApiResponse> {
+    const foreign = this.foreignHost(url);
+    if (foreign) throw new CollectorError('API_BAD_RESPONSE', `${what}: the URL ${foreign}`, { fatal: true });
     const target = this.withPublisher(url);
     let refreshed = false;
     for (let attempt = 0; ; attempt++) {
@@ -84,75 +112,78 @@ export class ApiClient {
       const t = timeoutSignal(signal, this.opts.timeoutMs, what);
       try {
         const token = await this.opts.tokens.getToken({ forceRefresh: refreshed && attempt > 0 });
-        const res = await fetch(target, {
-          method,
-          headers: {
-            Authorization: `Bearer ${token}`,
-            Accept: 'application/json',
-            ...(method === 'POST' ? { 'Content-Type': 'application/json; charset=utf-8' } : {}),
-          },
-          body: method === 'POST' ? '' : undefined,
-          agent: this.opts.agent,
-          signal: t.signal,
-        });
-        const parsed = await readResponse(res, what);
-        const date = Date.parse(res.headers.get('date') ?? '');
-        if (Number.isFinite(date)) this.opts.onServerDate?.(date);
-        if (res.status >= 200 && res.status < 300) return parsed;
+        let res: Response;
+        try {
+          this.stats.requests++;
+          res = await fetch(target, {
+            method,
+            headers: {
+              Authorization: `Bearer ${token}`,
+              Accept: 'application/json',
+              ...(method === 'POST' ? { 'Content-Type': 'application/json; charset=utf-8' } : {}),
+            },
+            body: method === 'POST' ? '' : undefined,
+            agent: this.opts.agent,
+            signal: t.signal,
+          });
+        } catch (e) {
+          if (signal.aborted) throw signal.reason;
+          const problem = describeNetworkError(e, target);
+          throw new CollectorError('API_UNAVAILABLE', `${what}: ${problem.message}`, { fatal: problem.permanent, cause: e });
+        }
+        this.opts.clock?.observeHeader(res.headers.get('date'));
+        const ok = res.status >= 200 && res.status < 300;
+        const parsed = await readResponse(res, what, ok && opts.raw === true);
+        if (ok) return parsed;
         const af = afCode(parsed.body);
-        if (acceptError?.(res.status, af)) return parsed;
-        err = apiError(res.status, af, parsed.body, what, res.headers.get('retry-after'));
+        if (opts.acceptError?.(res.status, af)) return parsed;
+        err = apiError(res, af, parsed.body, what);
         if (res.status === 401 && !refreshed) {
           refreshed = true; // the token may have expired early or been revoked: one fresh token, then judge
           continue;
         }
       } catch (e) {
         if (signal.aborted) throw signal.reason;
-        if (e instanceof CollectorError) {
-          if (e.fatal) throw e;
-          err = e;
-        } else {
-          // Network failures: resets, timeouts, refused connections, TLS errors.
-          const m = describeError(e);
-          const tlsProblem = /certificate|self[- ]signed|CERT_|UNABLE_TO/i.test(m + String((e as { code?: string }).code));
-          err = new CollectorError('API_UNAVAILABLE', `${what}: ${m}${tlsProblem ? ' (TLS: set api.ca_file to the CA that signs this server, e.g. a TLS-inspecting proxy)' : ''}`, { fatal: tlsProblem, cause: e });
-          if (tlsProblem) throw err;
-        }
+        if (!(e instanceof CollectorError)) throw e;
+        if (e.fatal) throw e;
+        err = e;
       } finally {
         t.done();
       }
       if (err.code === 'API_THROTTLED') this.stats.throttled++;
-      // Only transient failures are retried here; subscribe / gone / window go back to the caller at once.
+      // Only transient failures are retried here; subscribe / not-found / window go back to the caller at once.
       const transient = !(err instanceof ApiCallError) || ['retry', 'throttled', 'reauth'].includes(err.action);
       if (err.fatal || !transient || attempt + 1 >= this.opts.maxAttempts) throw err;
       this.stats.retried++;
-      const delay = backoffDelay(attempt, {
-        baseMs: err.code === 'API_THROTTLED' ? 5000 : 1000,
-        maxMs: err.code === 'API_THROTTLED' ? 120_000 : 30_000,
-        retryAfterSeconds: err.retryAfterSeconds,
-      });
+      const delay = backoffDelay(attempt, err.code === 'API_THROTTLED' ? BACKOFF.apiThrottled : BACKOFF.apiCall, { retryAfterSeconds: err.retryAfterSeconds });
       this.opts.log.warn('API call failed; retrying', { call: what, attempt: attempt + 1, delayMs: delay, error: describeError(err) });
       await sleep(delay, signal);
     }
   }
 }
 
-async function readResponse(res: Response, what: string): Promise<ApiResponse> {
-  const text = await res.text().catch((e: Error) => {
-    throw new CollectorError('API_BAD_RESPONSE', `${what}: response body broke off (${e.message})`);
-  });
+async function readResponse(res: Response, what: string, raw: boolean): Promise<ApiResponse> {
+  let bytes: Buffer;
+  try {
+    bytes = Buffer.from(await res.arrayBuffer());
+  } catch (e) {
+    throw new CollectorError('API_BAD_RESPONSE', `${what}: response body broke off (${(e as Error).message})`);
+  }
   const headers = new Map<string, string>();
   res.headers.forEach((v, k) => headers.set(k.toLowerCase(), v));
+  if (raw) return { status: res.status, headers, body: undefined, raw: bytes };
   let body: unknown = undefined;
-  if (text.length > 0) {
+  if (bytes.length > 0) {
     try {
-      body = JSON.parse(text);
+      body = JSON.parse(bytes.toString('utf8'));
     } catch {
-      // A 2xx with a broken body is a transient failure (truncated transfer); an error page is reported as text.
+      // A 2xx with a broken body is a transient failure (truncated transfer, a proxy's page); an
+      // error page is described by its type and size. The body is never quoted: it may hold audit data.
+      const kind = `${res.headers.get('content-type') ?? 'no content type'}, ${bytes.length} bytes`;
       if (res.status >= 200 && res.status < 300) {
-        throw new CollectorError('API_BAD_RESPONSE', `${what}: HTTP ${res.status} with a body that is not valid JSON (${text.length} bytes, starts ${JSON.stringify(text.slice(0, 60))})`);
+        throw new CollectorError('API_BAD_RESPONSE', `${what}: HTTP ${res.status} with a body that is not valid JSON (${kind})`);
       }
-      body = text.slice(0, 500);
+      body = { nonJson: kind };
     }
   }
   return { status: res.status, headers, body };
@@ -163,13 +194,16 @@ function afCode(body: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-function apiError(status: number, af: string | undefined, body: unknown, what: string, retryAfter: string | null): ApiCallError {
+function apiError(res: Response, af: string | undefined, body: unknown, what: string): ApiCallError {
+  const status = res.status;
   const action = classifyApiError(status, af);
   const serverMsg = (body as { error?: { message?: unknown } })?.error?.message;
+  const nonJson = (body as { nonJson?: string })?.nonJson;
   const meaning = af && AF_CODES[af] ? AF_CODES[af].meaning : undefined;
-  const detail = [af, meaning, typeof serverMsg === 'string' ? `server said: ${serverMsg}` : typeof body === 'string' ? body : undefined]
+  const detail = [af, meaning, typeof serverMsg === 'string' ? `server said: ${serverMsg.slice(0, 300)}` : nonJson ? `a non-JSON body (${nonJson})` : undefined]
     .filter(Boolean)
     .join(' — ');
+  const retryAfter = res.headers.get('retry-after');
   const ra = retryAfter !== null && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) : undefined;
   const code = action === 'throttled' ? 'API_THROTTLED' : action === 'retry' ? 'API_UNAVAILABLE' : action === 'reauth' ? 'AUTH_FAILED' : 'API_ERROR';
   return new ApiCallError(action, code, `${what}: HTTP ${status}${detail ? ` (${detail})` : ''}`, {

@@ -2,30 +2,22 @@ import { CollectorError } from '../errors.ts';
 import type { ApiClient } from './api-client.ts';
 
 /**
- * Downloads one content blob: a JSON array of audit records (reference §3.5). Anything but an
- * array of objects is a bad response naming the blob and the offending element.
+ * Downloads one content blob (reference §3.5): the bytes of a JSON array of audit records, read by
+ * the record reader (src/record/), never turned into a JS string. No paging is documented for
+ * blobs, but Beats honours NextPageUri here "just in case": a page left unread would be records
+ * silently missing, so every page is returned.
  */
-export async function fetchBlob(api: ApiClient, contentUri: string, contentId: string, signal: AbortSignal): Promise<Record<string, unknown>[]> {
+export async function fetchBlobPages(api: ApiClient, contentUri: string, contentId: string, signal: AbortSignal): Promise<Buffer[]> {
   const what = `fetch blob ${contentId}`;
-  const records: Record<string, unknown>[] = [];
-  // No paging is documented for blobs, but Beats honours NextPageUri here "just in case"
-  // (reference §3.5): a page left unread would be records silently missing.
+  const pages: Buffer[] = [];
   let url: string | undefined = contentUri;
-  for (let page = 0; url; page++) {
-    if (page >= 1000) throw new CollectorError('API_BAD_RESPONSE', `${what}: NextPageUri loops`);
-    const res = await api.call('GET', url, what, signal);
-    const body = res.body;
-    if (!Array.isArray(body)) {
-      throw new CollectorError('API_BAD_RESPONSE', `${what}: expected a JSON array of records, got ${body === null ? 'null' : typeof body}`);
-    }
-    body.forEach((r, i) => {
-      if (typeof r !== 'object' || r === null || Array.isArray(r)) {
-        throw new CollectorError('API_BAD_RESPONSE', `${what}: element ${i} is not a JSON object: ${JSON.stringify(r).slice(0, 200)}`);
-      }
-      records.push(r as Record<string, unknown>);
-    });
-    const next = res.headers.get('nextpageuri') ?? res.headers.get('nextpageurl');
-    url = next && next !== url ? next : undefined;
+  const seen = new Set<string>();
+  while (url) {
+    if (seen.has(url) || pages.length >= 1000) throw new CollectorError('API_BAD_RESPONSE', `${what}: NextPageUri loops`);
+    seen.add(url);
+    const res = await api.call('GET', url, what, signal, { raw: true });
+    pages.push(res.raw ?? Buffer.alloc(0));
+    url = res.headers.get('nextpageuri') ?? res.headers.get('nextpageurl') ?? undefined;
   }
-  return records;
+  return pages;
 }

@@ -14,7 +14,7 @@ export interface Subscription {
  * collectors that treat it as a failure work once and then fail forever (§9.1).
  */
 export async function startSubscription(api: ApiClient, contentType: ContentType, signal: AbortSignal): Promise<'started' | 'already-enabled'> {
-  const res = await api.call('POST', api.feedUrl('subscriptions/start', { contentType }), `start ${contentType} subscription`, signal, (status, af) => status === 400 && af === 'AF20024');
+  const res = await api.call('POST', api.feedUrl('subscriptions/start', { contentType }), `start ${contentType} subscription`, signal, { acceptError: (status, af) => status === 400 && af === 'AF20024' });
   return res.status === 400 ? 'already-enabled' : 'started';
 }
 

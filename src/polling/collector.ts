@@ -1,164 +1,209 @@
-import { setMaxListeners } from 'node:events';
-import type https from 'node:https';
-import { createTokenProvider, type TokenProvider } from '../auth/token-provider.ts';
-import type { Config, TenantConfig } from '../config/schema.ts';
+import type { Config } from '../config/schema.ts';
 import { CollectorError, describeError } from '../errors.ts';
-import { ApiClient } from '../management-api/api-client.ts';
 import { listSubscriptions } from '../management-api/subscriptions.ts';
-import { createRouter, wireRecord } from '../sink/route.ts';
+import { encodeBlob } from '../record/encode.ts';
+import { wireFormat } from '../sink/create-sink.ts';
+import { createRouter } from '../sink/route.ts';
 import type { Sink } from '../sink/types.ts';
-import { feedKey, type StateFile, type StateStore } from '../state/state-store.ts';
-import { systemClock, type Clock } from '../support/clock.ts';
-import { createHttpsAgent } from '../support/http-agent.ts';
+import { DeadLetterFile, deadLetterPath } from '../state/dead-letter.ts';
+import { feedKey, type StateStore } from '../state/state-store.ts';
+import type { Clock } from '../support/clock.ts';
 import type { Logger } from '../support/logger.ts';
 import { Semaphore } from '../support/semaphore.ts';
 import { childController, sleep } from '../support/sleep.ts';
-import { backoffDelay } from './backoff.ts';
-import { clampCursor, newFeedState } from './checkpoint.ts';
+import { BACKOFF, backoffDelay } from './backoff.ts';
 import { FeedPoller, type PollResult } from './feed-poller.ts';
 import { statusRecord } from './status.ts';
+import { createTenantRuntime, type TenantRuntime } from './tenant-runtime.ts';
 
 export interface CollectorDeps {
   config: Config;
   sink: Sink;
   store: StateStore;
   log: Logger;
+  /** The local clock (tests move it); each tenant's API clock corrects it by the measured skew. */
   clock?: Clock;
   /** CA to trust on the Microsoft side in addition to api.ca_file (the in-process simulator's). */
   extraCaPem?: string;
 }
 
-export interface TenantRuntime {
-  tenant: TenantConfig;
-  api: ApiClient;
-  tokens: TokenProvider;
-  /** Last measured skew: local clock minus the API's Date header, in ms. */
-  skewMs?: number;
-}
-
 export interface RunSummary {
   blobs: number;
   records: number;
+  deadLettered: number;
   parked: number;
   lost: number;
+  late: number;
+  gaps: number;
+  /** Blobs waiting in retry queues after the run (parked now or earlier). */
+  waiting: number;
   errors: string[];
+  /** Set when the checkpoint could not be saved: what was acked will be sent again. */
+  stateError?: string;
+}
+
+/** A feed in the state file that the config no longer has. */
+export interface RemovedFeed {
+  key: string;
+  retryQueue: number;
 }
 
 /**
- * Wiring and lifecycle: one ApiClient, token provider and download pool per tenant, one
- * FeedPoller per (tenant, content type), the state file, and the status records. No business
- * rules here: those are in checkpoint.ts and feed-poller.ts.
+ * Wiring and lifecycle: one runtime (HTTPS pool, API clock, tokens, API client) and download pool
+ * per tenant, one FeedPoller per (tenant, content type), the state store, and the status records.
+ * No business rules here: those are in checkpoint.ts, outcome.ts and feed-poller.ts.
  */
 export class Collector {
   readonly feeds: FeedPoller[] = [];
-  readonly tenants: TenantRuntime[] = [];
-  readonly state: StateFile;
-  readonly clock: Clock;
-  readonly #agent: https.Agent;
+  readonly tenants: TenantRuntime[];
+  readonly removedFeeds: RemovedFeed[] = [];
+  readonly deadLetters: DeadLetterFile;
+  #started = false;
+  /** recordsDelivered/blobsDelivered of each feed when this process started it (progress() subtracts them). */
+  readonly #baseline = new Map<FeedPoller, { records: number; blobs: number }>();
 
   constructor(readonly deps: CollectorDeps) {
     const { config, log } = deps;
-    this.clock = deps.clock ?? systemClock;
-    this.#agent = createHttpsAgent(config.api.caFile, deps.extraCaPem);
-    this.state = deps.store.load();
-    const router = createRouter(config.routing.tagTemplate, config.routing.workloadTables);
-    const now = this.clock();
-    for (const tenant of config.tenants) {
-      const tokens = createTokenProvider(tenant, this.#agent, config.polling.requestTimeoutMs);
-      const rt: TenantRuntime = { tenant, tokens, api: undefined as unknown as ApiClient };
-      rt.api = new ApiClient({
-        apiUrl: tenant.apiUrl,
-        tenantId: tenant.tenantId,
-        publisherIdentifier: tenant.publisherIdentifier,
-        tokens,
-        agent: this.#agent,
-        timeoutMs: config.polling.requestTimeoutMs,
-        maxAttempts: config.polling.maxAttempts,
-        log: log.child({ tenant: tenant.name }),
-        onServerDate: (server) => (rt.skewMs = this.clock() - server),
-      });
-      this.tenants.push(rt);
-      const pool = new Semaphore(config.polling.concurrency);
-      for (const contentType of tenant.contentTypes) {
-        const key = feedKey(tenant.name, contentType);
-        let fs = this.state.feeds[key];
-        if (!fs) {
-          fs = this.state.feeds[key] = newFeedState(now, config.polling.initialLookbackMs);
-          log.info('new feed: starting from the initial look-back', { feed: key, from: new Date(fs.cursor).toISOString() });
-        } else if (clampCursor(fs, now) === 'clamped') {
-          log.warn('checkpoint is older than the API keeps content: clamped, content before it is probably lost', { feed: key, from: new Date(fs.cursor).toISOString() });
-        }
-        this.feeds.push(
-          new FeedPoller({ config, tenant, contentType, api: rt.api, sink: deps.sink, router, pool, clock: this.clock, skewMs: () => rt.skewMs, log, state: fs, save: () => this.save() }),
-        );
-      }
-    }
-  }
-
-  save(): Promise<void> {
-    return this.deps.store.save(this.state);
+    this.tenants = config.tenants.map((t) => createTenantRuntime(t, config, { log, clock: deps.clock, extraCaPem: deps.extraCaPem }));
+    this.deadLetters = new DeadLetterFile(deadLetterPath(config.state.path));
   }
 
   /**
-   * Gets a token per tenant: wrong credentials fail here, before anything is listed or sent.
-   * Transient failures (network, Entra ID busy) are retried: `attempts` times, or for ever.
+   * Gets a token per tenant (wrong credentials fail here, before anything is listed or sent) and
+   * reads the API's clock from its Date header; then loads the state and builds the feeds, in API
+   * time. Transient failures are retried: `attempts` times, or for ever.
    */
-  async authenticate(signal: AbortSignal, attempts = this.deps.config.polling.maxAttempts): Promise<void> {
+  async start(signal: AbortSignal, attempts = this.deps.config.polling.maxAttempts): Promise<void> {
+    if (this.#started) return;
+    const { config, log, store } = this.deps;
     for (const t of this.tenants) {
       for (let attempt = 0; ; attempt++) {
         try {
           await t.tokens.getToken();
-          // One cheap call to read the API's Date header before any window is planned (clock skew).
-          await listSubscriptions(t.api, signal).catch(() => {});
+          await listSubscriptions(t.api, signal);
           break;
         } catch (err) {
           if (signal.aborted) throw signal.reason;
           if ((err instanceof CollectorError && err.fatal) || attempt + 1 >= attempts) throw err;
-          const delay = backoffDelay(attempt, { baseMs: 2000, maxMs: 60_000 });
-          this.deps.log.warn('cannot get a token yet; retrying', { tenant: t.tenant.name, delayMs: delay, error: describeError(err) });
+          const delay = backoffDelay(attempt, BACKOFF.tokenStartup);
+          log.warn('cannot reach the API yet; retrying', { tenant: t.tenant.name, delayMs: delay, error: describeError(err) });
           await sleep(delay, signal);
         }
       }
     }
+    const existing = store.load();
+    const router = createRouter(config.routing.tagTemplate, config.routing.workloadTables);
+    const format = wireFormat(config);
+    const wanted = new Set<string>();
+    for (const rt of this.tenants) {
+      const pool = new Semaphore(config.polling.concurrency);
+      for (const contentType of rt.tenant.contentTypes) {
+        const key = feedKey(rt.tenant.name, contentType);
+        wanted.add(key);
+        let cp = existing.get(key);
+        if (cp && cp.s.tenantId && cp.s.tenantId.toLowerCase() !== rt.tenant.tenantId.toLowerCase()) {
+          throw new CollectorError(
+            'CONFIG_INVALID',
+            `tenant "${rt.tenant.name}" has tenant_id ${rt.tenant.tenantId}, but the state file ${store.file} holds its checkpoint for tenant ${cp.s.tenantId}: give the new tenant a new name (or a new state.path); never mix two tenants under one name`,
+            { fatal: true },
+          );
+        }
+        if (!cp) {
+          cp = store.createFeed(key, rt.tenant.tenantId, rt.clock.now(), config.polling.initialLookbackMs);
+          log.info('new feed: starting from the initial look-back', { feed: key, from: new Date(cp.s.origin).toISOString() });
+        } else if (!cp.s.tenantId) {
+          cp.s.tenantId = rt.tenant.tenantId; // a version-1 state did not record it
+        }
+        this.feeds.push(
+          new FeedPoller({ config, tenant: rt.tenant, contentType, api: rt.api, clock: rt.clock, sink: this.deps.sink, format, router, pool, checkpoint: cp, deadLetters: this.deadLetters, log }),
+        );
+      }
+    }
+    for (const [key, cp] of existing) {
+      if (wanted.has(key)) continue;
+      this.removedFeeds.push({ key, retryQueue: cp.retry.size });
+      log.warn('the state file holds a feed the config no longer has: it is kept, not polled', {
+        feed: key,
+        retryQueue: cp.retry.size,
+        ...(cp.retry.size ? { note: 'its parked blobs are not retried while the feed is out of the config' } : {}),
+      });
+    }
+    for (const f of this.feeds) this.#baseline.set(f, { records: f.checkpoint.s.recordsDelivered, blobs: f.checkpoint.s.blobsDelivered });
+    // Fold the journal into a fresh snapshot now: a clean start, and a short journal to replay next time.
+    await store.compact();
+    this.#started = true;
+  }
+
+  /** Blobs and records acked since this process started (whether or not their checkpoint reached the disk). */
+  progress(): { blobs: number; records: number } {
+    let blobs = 0;
+    let records = 0;
+    for (const [f, b] of this.#baseline) {
+      blobs += f.checkpoint.s.blobsDelivered - b.blobs;
+      records += f.checkpoint.s.recordsDelivered - b.records;
+    }
+    return { blobs, records };
   }
 
   /**
-   * Collects everything listed up to now (the moment this call starts), waits until it is acked
-   * and checkpointed, and returns what happened. Feeds run side by side.
+   * Collects everything listed up to now (the moment this call starts, in each tenant's API
+   * time), waits until it is acked, and returns what happened. Feeds run side by side.
    */
-  async runOnce(signal: AbortSignal): Promise<RunSummary> {
-    setMaxListeners(0, signal); // every in-flight request and wait listens to the one stop signal
-    await this.authenticate(signal);
-    const end = this.clock();
-    const results = await Promise.all(this.feeds.map((f) => this.#pollFeed(f, end, signal)));
-    await this.emitStatus(signal);
-    return summarize(results);
+  async runOnce(outer: AbortSignal): Promise<RunSummary> {
+    const { controller, done } = childController(outer);
+    const stopOnStateError = (err: CollectorError) => controller.abort(err);
+    this.deps.store.onError = stopOnStateError;
+    try {
+      await this.start(controller.signal);
+      const ends = new Map(this.tenants.map((t) => [t.tenant, t.clock.now()]));
+      const results = await Promise.all(
+        this.feeds.map(async (f) => {
+          const r = await f.poll(controller.signal, ends.get(f.deps.tenant));
+          if (r.stopRun) controller.abort(r.error);
+          return r;
+        }),
+      );
+      await this.emitStatus(controller.signal);
+      await this.deps.store.flush().catch(() => {});
+      return this.#summarize(results);
+    } catch (err) {
+      if (controller.signal.aborted && !outer.aborted && controller.signal.reason instanceof CollectorError) throw controller.signal.reason;
+      throw err;
+    } finally {
+      done();
+    }
   }
 
   /** Polls for ever (until `signal` aborts), status records at their interval. */
   async runForever(outer: AbortSignal): Promise<void> {
     // Stops on the caller's signal, or on an error that makes going on pointless (the state
-    // file cannot be written: records would be delivered without a checkpoint).
+    // cannot be written: records would be delivered without a checkpoint).
     const { controller: stop, done } = childController(outer);
-    setMaxListeners(0, stop.signal);
+    this.deps.store.onError = (err) => stop.abort(err);
     const signal = stop.signal;
+    const { config } = this.deps;
     try {
-      // A daemon outlives network hiccups at boot: keep trying for a token unless it is refused.
-      await this.authenticate(signal, Infinity);
+      // A daemon outlives network hiccups at boot: keep trying unless the credentials are refused.
+      await this.start(signal, Infinity);
       const statusLoop = (async () => {
         while (!signal.aborted) {
-          await sleep(this.deps.config.status.intervalMs, signal).catch(() => {});
+          await sleep(config.status.intervalMs, signal).catch(() => {});
           if (!signal.aborted) await this.emitStatus(signal).catch((e) => this.deps.log.warn('status record not sent', { error: describeError(e) }));
         }
       })();
       await Promise.all(
         this.feeds.map(async (f) => {
+          let failures = 0;
           while (!signal.aborted) {
-            const started = this.clock();
-            const r = await this.#pollFeed(f, started, signal).catch(() => undefined);
-            if (r?.error?.code === 'STATE_IO') stop.abort(r.error);
-            const wait = Math.max(0, this.deps.config.polling.intervalMs - (this.clock() - started));
-            await sleep(wait, signal).catch(() => {});
+            const started = performance.now();
+            const r = await f.poll(signal).catch(() => undefined);
+            if (r?.stopRun) stop.abort(r.error);
+            if (r?.blobs || r?.parked || r?.lost || r?.deadLettered) {
+              f.log.info('poll done', { blobs: r.blobs, records: r.records, deadLettered: r.deadLettered, parked: r.parked, lost: r.lost, late: r.late, cursor: new Date(f.checkpoint.cursor).toISOString() });
+            }
+            failures = r?.error ? failures + 1 : 0;
+            const interval = failures ? Math.max(config.polling.intervalMs, backoffDelay(failures - 1, BACKOFF.feedError)) : config.polling.intervalMs;
+            await sleep(Math.max(0, interval - (performance.now() - started)), signal).catch(() => {});
           }
         }),
       );
@@ -169,47 +214,46 @@ export class Collector {
     }
   }
 
-  async #pollFeed(f: FeedPoller, end: number, signal: AbortSignal): Promise<PollResult> {
-    try {
-      const r = await f.poll(end, signal);
-      if (r.blobs || r.parked || r.lost || r.error) {
-        f.log.info('poll done', { blobs: r.blobs, records: r.records, parked: r.parked, lost: r.lost, cursor: new Date(f.state.cursor).toISOString() });
-      }
-      return r;
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      const e = err instanceof CollectorError ? err : new CollectorError('API_ERROR', describeError(err), { cause: err });
-      f.state.lastError = describeError(e);
-      f.log.error('poll failed', { error: describeError(e) });
-      return { windows: 0, blobs: 0, records: 0, parked: 0, lost: 0, error: e };
-    }
-  }
-
   /** One status record per feed on the status tag (what an inactivity alert in the SIEM watches). */
   async emitStatus(signal: AbortSignal): Promise<void> {
-    const now = this.clock();
-    const { tag } = this.deps.config.status;
-    const recs = this.feeds.map((f) => ({
-      tag,
-      timeMs: now,
-      record: wireRecord(tag, statusRecord(f, now, this.tenants.find((t) => t.tenant === f.deps.tenant)?.skewMs), this.deps.config.output.recordFormat),
-    }));
-    await this.deps.sink.send(recs, signal);
+    const { config, sink } = this.deps;
+    if (this.feeds.length === 0) return;
+    const body = Buffer.from(`[${this.feeds.map((f) => JSON.stringify(statusRecord(f, { stallAfterMs: config.status.stallAfterMs }))).join(',')}]`);
+    const now = Date.now();
+    const enc = encodeBlob(body, {
+      format: wireFormat(config),
+      router: createRouter(config.routing.tagTemplate, {}),
+      contentType: 'Audit.General',
+      fixedTag: config.status.tag,
+      fallback: { sec: Math.floor(now / 1000), nsec: (now % 1000) * 1_000_000 },
+    });
+    await sink.send(enc.entries, signal);
   }
 
-  close(): void {
-    this.#agent.destroy();
+  #summarize(results: PollResult[]): RunSummary {
+    const s: RunSummary = { blobs: 0, records: 0, deadLettered: 0, parked: 0, lost: 0, late: 0, gaps: 0, waiting: 0, errors: [] };
+    for (const r of results) {
+      s.blobs += r.blobs;
+      s.records += r.records;
+      s.deadLettered += r.deadLettered;
+      s.parked += r.parked;
+      s.lost += r.lost;
+      s.late += r.late;
+      s.gaps += r.gaps.length;
+      if (r.error) s.errors.push(describeError(r.error));
+    }
+    s.waiting = this.feeds.reduce((n, f) => n + f.checkpoint.retry.size, 0);
+    const fail = this.deps.store.failure;
+    if (fail) s.stateError = describeError(fail);
+    return s;
   }
-}
 
-function summarize(results: PollResult[]): RunSummary {
-  const s: RunSummary = { blobs: 0, records: 0, parked: 0, lost: 0, errors: [] };
-  for (const r of results) {
-    s.blobs += r.blobs;
-    s.records += r.records;
-    s.parked += r.parked;
-    s.lost += r.lost;
-    if (r.error) s.errors.push(describeError(r.error));
+  /** Flushes the state and releases every connection pool. */
+  async close(): Promise<void> {
+    try {
+      await this.deps.store.close();
+    } finally {
+      for (const t of this.tenants) t.close();
+    }
   }
-  return s;
 }

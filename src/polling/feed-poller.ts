@@ -1,270 +1,351 @@
-import { setMaxListeners } from 'node:events';
 import type { Config, TenantConfig } from '../config/schema.ts';
 import { CollectorError, describeError } from '../errors.ts';
 import { ApiCallError, type ApiClient } from '../management-api/api-client.ts';
-import { AF_CODES } from '../management-api/af-codes.ts';
 import type { ContentType } from '../management-api/content-types.ts';
-import { formatListTime, parseApiTime } from '../management-api/dates.ts';
-import { fetchBlob } from '../management-api/fetch-blob.ts';
-import { listContent, type ContentListing } from '../management-api/list-content.ts';
+import { parseApiTime, parseInstant } from '../management-api/dates.ts';
+import { fetchBlobPages } from '../management-api/fetch-blob.ts';
+import { listContentPages, type BlobRef, type ContentPage } from '../management-api/list-content.ts';
 import { startSubscription } from '../management-api/subscriptions.ts';
-import { recordTime, wireRecord, type Router } from '../sink/route.ts';
-import type { RoutedRecord, Sink } from '../sink/types.ts';
-import type { Clock } from '../support/clock.ts';
+import { encodeBlob, type WireFormat } from '../record/encode.ts';
+import { JsonBodyError } from '../record/json-records.ts';
+import type { Router } from '../sink/route.ts';
+import type { EncodedEntry, Sink } from '../sink/types.ts';
+import type { DeadLetterEntry, DeadLetterFile } from '../state/dead-letter.ts';
+import type { ApiClock } from '../support/api-clock.ts';
 import type { Logger } from '../support/logger.ts';
 import type { Semaphore } from '../support/semaphore.ts';
 import { childController } from '../support/sleep.ts';
-import { backoffDelay } from './backoff.ts';
-import {
-  clampCursor,
-  completeWindow,
-  dueRetries,
-  isDone,
-  markDelivered,
-  markLost,
-  park,
-  planWindows,
-  type BlobRef,
-  type FeedState,
-} from './checkpoint.ts';
+import { blobExpiry, type FeedCheckpoint, type Gap, type RetryEntry, type Window } from './checkpoint.ts';
+import { decideFailure } from './outcome.ts';
+
 
 export interface FeedDeps {
   config: Config;
   tenant: TenantConfig;
   contentType: ContentType;
   api: ApiClient;
+  /** The tenant's API clock: every decision is made in the API's time. */
+  clock: ApiClock;
   sink: Sink;
+  format: WireFormat;
   router: Router;
+  /** The tenant's download pool (bounds blobs in progress, and so memory). */
   pool: Semaphore;
-  clock: Clock;
-  /** Local clock minus the API's (from its Date header), when measured. */
-  skewMs?: () => number | undefined;
+  checkpoint: FeedCheckpoint;
+  deadLetters: DeadLetterFile;
   log: Logger;
-  state: FeedState;
-  /** Persists the whole state file (this feed's state is part of it). */
-  save: () => Promise<void>;
 }
 
 /** Counters that live only in memory, for status records. */
 export interface FeedCounters {
   timeFallbacks: number;
+  /** API time of the last poll start and of the last poll that went through every window. */
   lastPollAt?: number;
   lastSuccessAt?: number;
-  subscribed: boolean;
+  /** Local (monotonic) time the feed last made progress (a complete poll), for stall detection. */
+  progressAt: number;
 }
 
 export interface PollResult {
-  /** Windows listed and completed in this poll. */
   windows: number;
   blobs: number;
   records: number;
-  /** Blobs that failed in this poll and went to the retry queue. */
+  deadLettered: number;
+  /** Blobs parked in this poll (they wait in the retry queue). */
   parked: number;
   lost: number;
-  /** Set when the poll could not finish (listing failed); the cursor stayed where it was. */
+  late: number;
+  gaps: Gap[];
+  /** Set when the poll could not finish; the cursor stayed where it was. */
   error?: CollectorError;
+  /** The failure means the whole run must stop (the state cannot be written). */
+  stopRun?: boolean;
+}
+
+/** Thrown out of a blob task to end its poll (and with `run`, the run). */
+class StopPoll extends Error {
+  constructor(
+    readonly error: CollectorError,
+    readonly stopRun: boolean,
+  ) {
+    super(error.message);
+  }
 }
 
 /**
- * One feed: (tenant, content type). A poll: retry what is due in the retry queue, then list each
- * window from `cursor - overlap` to `end`, deliver every blob not yet done, and move the cursor
- * over a window once all its blobs are delivered (or parked). The loop only carries out the
- * decisions of checkpoint.ts.
+ * One feed: (tenant, content type). A poll: correct the checkpoint in API time, retry what is due
+ * in the retry queue, list each window from `cursor - overlap` to `end` page by page, deliver every
+ * blob not yet done, and move the cursor over a window once all its blobs are finished. When due,
+ * a sweep then re-lists the whole retention for blobs the API listed late. What a failure means is
+ * decided by outcome.ts, what it does to the state by checkpoint.ts; this loop carries them out.
  */
 export class FeedPoller {
-  readonly counters: FeedCounters = { timeFallbacks: 0, subscribed: false };
+  readonly counters: FeedCounters = { timeFallbacks: 0, progressAt: performance.now() };
   readonly log: Logger;
-  #skewWarned = false;
+  readonly #inProgress = new Set<string>();
   constructor(readonly deps: FeedDeps) {
     this.log = deps.log.child({ tenant: deps.tenant.name, contentType: deps.contentType });
   }
 
-  get state(): FeedState {
-    return this.deps.state;
+  get checkpoint(): FeedCheckpoint {
+    return this.deps.checkpoint;
   }
 
-  async poll(end: number, signal: AbortSignal): Promise<PollResult> {
+  /** Polls up to `end` (API time; default now). Never throws but on abort. */
+  async poll(signal: AbortSignal, end?: number): Promise<PollResult> {
     const d = this.deps;
-    const result: PollResult = { windows: 0, blobs: 0, records: 0, parked: 0, lost: 0 };
-    const now = d.clock();
-    this.counters.lastPollAt = now;
-    const before = this.state.cursor;
-    if (clampCursor(this.state, now) === 'clamped') {
-      // The checkpoint fell behind what the API keeps (a week of outage or stall): say so loudly.
-      this.state.lastError = `checkpoint fell behind the API's 7-day retention: content created between ${new Date(before).toISOString()} and ${new Date(this.state.cursor).toISOString()} can no longer be listed`;
-      this.log.error('content lost to retention', { from: new Date(before).toISOString(), to: new Date(this.state.cursor).toISOString() });
-      await d.save();
+    const cp = d.checkpoint;
+    const r: PollResult = { windows: 0, blobs: 0, records: 0, deadLettered: 0, parked: 0, lost: 0, late: 0, gaps: [] };
+    const apiNow = d.clock.now();
+    this.counters.lastPollAt = apiNow;
+    const fixed = cp.correct(apiNow);
+    if (fixed.pulledBackFrom !== undefined) {
+      this.log.warn('the saved checkpoint is ahead of the API\'s clock (saved while the local clock was fast): pulled back, and the whole retention is re-listed', {
+        from: new Date(fixed.pulledBackFrom).toISOString(),
+        to: new Date(cp.cursor).toISOString(),
+      });
     }
-    await this.#retryDue(result, signal);
-    // Plan in the API's time when the local clock is off by more than a minute: windows that end
-    // "in the future" or start "8 days back" by the API's clock are refused with AF20055 (§9.3;
-    // Beats adjusts its clock the same way).
-    const skew = d.skewMs?.() ?? 0;
-    const shift = Math.abs(skew) > 60_000 ? skew : 0;
-    if (shift && !this.#skewWarned) {
-      this.#skewWarned = true;
-      this.log.warn('local clock differs from the API; planning windows in API time (fix NTP)', { skewSeconds: Math.round(skew / 1000) });
-    }
-    const windows = planWindows(this.state.cursor, end - shift, d.config.polling.overlapMs, d.clock() - shift);
-    for (const w of windows) {
-      let blobs: ContentListing;
-      try {
-        blobs = await this.#list(w.start, w.end, signal);
-      } catch (err) {
-        if (signal.aborted) throw signal.reason;
-        const e = err instanceof CollectorError ? err : new CollectorError('API_ERROR', describeError(err), { cause: err });
-        if (e.fatal) throw e;
-        this.state.lastError = describeError(e);
-        this.log.warn('listing failed; the cursor stays, the next poll tries again', { window: `${formatListTime(w.start)}..${formatListTime(w.end)}`, error: describeError(e) });
-        result.error = e;
-        await d.save();
-        return result;
+    if (fixed.gap) this.#reportGap(fixed.gap, r);
+    cp.prune(apiNow);
+    const cursorAtStart = cp.cursor;
+    try {
+      await this.#retryDue(r, apiNow, signal);
+      for (const w of cp.pollWindows(end ?? apiNow, d.config.polling.overlapMs, apiNow)) {
+        await this.#window(w, cursorAtStart, r, signal);
+        cp.completeWindow(w.end);
+        r.windows++;
       }
-      const todo = this.#select(blobs.blobs, result);
-      for (const problem of blobs.invalid) {
-        // Cannot be fetched at all: counted as lost and reported, never skipped silently.
-        this.state.lost++;
-        this.state.lastError = problem;
-        result.lost++;
-        this.log.error('content lost: unusable listing item', { problem });
+      const sweep = cp.sweepWindows(apiNow, d.config.polling.overlapMs, d.config.polling.sweepIntervalMs);
+      if (sweep) {
+        const before = r.late;
+        for (const w of sweep) await this.#window(w, cursorAtStart, r, signal);
+        cp.sweepDone(apiNow);
+        this.log.info('sweep of the retention done', { windows: sweep.length, lateBlobs: r.late - before });
       }
-      await this.#deliverAll(todo, result, signal);
-      completeWindow(this.state, w.end, d.config.polling.overlapMs);
-      result.windows++;
-      await d.save();
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      const stop = err instanceof StopPoll ? err : new StopPoll(asCollectorError(err), false);
+      r.error = stop.error;
+      r.stopRun = stop.stopRun;
+      cp.setError(describeError(stop.error));
+      this.log.error(stop.stopRun ? 'stopping: the state cannot be written' : 'poll failed; the cursor stays, the next poll tries again', { error: describeError(stop.error) });
+      return r;
     }
-    if (!result.error) this.counters.lastSuccessAt = d.clock();
-    // A clean poll with nothing left in the retry queue clears the last error, so an alert on
-    // it does not fire for ever after a recovered outage (losses stay counted in `lost`).
-    if (!result.error && !result.parked && !result.lost && this.state.retry.length === 0 && this.state.lastError !== undefined) {
-      delete this.state.lastError;
-      await d.save();
-    }
-    return result;
+    this.counters.lastSuccessAt = d.clock.now();
+    this.counters.progressAt = performance.now();
+    if (!r.parked && !r.lost && r.gaps.length === 0) cp.clearError();
+    return r;
   }
 
-  /**
-   * Delivers a window's blobs side by side (the tenant's pool bounds how many). A fatal error in
-   * one stops the others before the poll ends, so no orphaned download outlives its poll.
-   */
-  async #deliverAll(todo: BlobRef[], result: PollResult, signal: AbortSignal): Promise<void> {
-    const { controller: stop, done } = childController(signal);
-    setMaxListeners(0, stop.signal); // each queued download and request listens to it
+  /** Lists one window page by page, delivering each page's new blobs while the next page is fetched. */
+  async #window(w: Window, cursorAtStart: number, r: PollResult, outer: AbortSignal): Promise<void> {
+    const d = this.deps;
+    const { controller, done } = childController(outer);
+    const signal = controller.signal;
+    const tasks = new Set<Promise<void>>();
+    let failure: StopPoll | undefined;
+    const fail = (e: unknown) => {
+      if (!failure) {
+        failure = e instanceof StopPoll ? e : new StopPoll(asCollectorError(e), false);
+        controller.abort(failure);
+      }
+    };
     try {
-      const settled = await Promise.allSettled(
-        todo.map((b) =>
-          this.#deliverOrPark(b, result, stop.signal).catch((err) => {
-            stop.abort(err);
-            throw err;
+      for await (const page of this.#pages(w, r, signal)) {
+        for (const invalid of page.invalid) {
+          if (d.checkpoint.unusable(invalid.key, invalid.problem, d.clock.now())) {
+            r.lost++;
+            this.log.error('content lost: a listing item cannot be fetched', { problem: invalid.problem });
+          }
+        }
+        for (const blob of sortByCreated(page.blobs)) {
+          if (failure) break;
+          if (this.#inProgress.has(blob.contentId) || d.checkpoint.isKnown(blob.contentId)) continue;
+          const created = parseApiTime(blob.contentCreated)!;
+          const apiNow = d.clock.now();
+          if (d.checkpoint.isLate(created, cursorAtStart)) {
+            d.checkpoint.late(created, apiNow);
+            r.late++;
+            this.log.info('late blob found', { contentId: blob.contentId, contentCreated: blob.contentCreated, latenessSeconds: Math.round((apiNow - created) / 1000) });
+          }
+          // Bounded: the next blob waits for a free download slot, and with it the listing.
+          const release = await d.pool.acquire(signal);
+          this.#inProgress.add(blob.contentId);
+          const task: Promise<void> = this.#deliver(blob, undefined, r, signal)
+            .catch(fail)
+            .finally(() => {
+              release();
+              this.#inProgress.delete(blob.contentId);
+              tasks.delete(task);
+            });
+          tasks.add(task);
+        }
+        if (failure) break;
+      }
+    } catch (err) {
+      fail(err);
+    } finally {
+      await Promise.all(tasks);
+      done();
+    }
+    outer.throwIfAborted();
+    if (failure) throw failure;
+  }
+
+  /** The pages of a window; starts the subscription when the API says there is none or it is disabled. */
+  async *#pages(w: Window, r: PollResult, signal: AbortSignal): AsyncGenerator<ContentPage> {
+    const d = this.deps;
+    try {
+      yield* listContentPages(d.api, d.contentType, w.start, w.end, signal);
+      return;
+    } catch (err) {
+      if (!(err instanceof ApiCallError) || err.action !== 'subscribe') {
+        if (err instanceof ApiCallError && err.action === 'window') {
+          throw new CollectorError('API_ERROR', `${err.message}; clock skew to the API: ${Math.round((d.clock.skewMs ?? 0) / 1000)} s`, { apiCode: err.apiCode, cause: err });
+        }
+        throw err;
+      }
+      const how = await startSubscription(d.api, d.contentType, signal);
+      if (err.apiCode === 'AF20023' && how === 'started') {
+        // After a restart the API gives only content made available from then on (reference §3.2).
+        const now = d.clock.now();
+        this.#reportGap(
+          d.checkpoint.gap({
+            from: Math.min(d.checkpoint.cursor, now),
+            to: now,
+            reason: `the ${d.contentType} subscription was disabled (AF20023) and has been restarted; the API gives no content made available before the restart, so content created in this range that was not collected yet is lost`,
           }),
-        ),
-      );
-      signal.throwIfAborted();
-      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-      if (failed) throw stop.signal.reason ?? failed.reason;
+          r,
+        );
+      } else {
+        this.log.info('subscription started', { result: how, after: err.apiCode });
+      }
+    }
+    yield* listContentPages(d.api, d.contentType, w.start, w.end, signal);
+  }
+
+  #reportGap(g: Gap, r: PollResult): void {
+    r.gaps.push(g);
+    this.log.error('gap: content lost', { from: new Date(g.from).toISOString(), to: new Date(g.to).toISOString(), reason: g.reason });
+  }
+
+  async #retryDue(r: PollResult, apiNow: number, outer: AbortSignal): Promise<void> {
+    const d = this.deps;
+    const { controller, done } = childController(outer);
+    let failure: StopPoll | undefined;
+    const tasks: Promise<void>[] = [];
+    try {
+      for (const e of d.checkpoint.dueRetries(apiNow)) {
+        if (failure) break;
+        const release = await d.pool.acquire(controller.signal).catch(() => undefined);
+        if (!release) break;
+        tasks.push(
+          this.#deliver(e, e, r, controller.signal)
+            .catch((err) => {
+              if (!failure) {
+                failure = err instanceof StopPoll ? err : new StopPoll(asCollectorError(err), false);
+                controller.abort(failure);
+              }
+            })
+            .finally(release),
+        );
+      }
+      await Promise.all(tasks);
     } finally {
       done();
     }
+    outer.throwIfAborted();
+    if (failure) throw failure;
   }
 
-  /** Lists one window; starts the subscription when the API says there is none (AF20022/AF20023). */
-  async #list(start: number, end: number, signal: AbortSignal): Promise<ContentListing> {
+  /**
+   * Fetches one blob, encodes its records (dead-lettering the ones that cannot be sent), sends them
+   * and waits for every ack; then the checkpoint marks it done. A failure is decided by outcome.ts.
+   */
+  async #deliver(blob: BlobRef, retry: RetryEntry | undefined, r: PollResult, signal: AbortSignal): Promise<void> {
     const d = this.deps;
+    const cp = d.checkpoint;
+    const created = parseInstant(blob.contentCreated)!;
+    const createdMs = created.sec * 1000 + Math.floor(created.nsec / 1e6);
+    const expiresAt = parseApiTime(blob.contentExpiration);
+    if (expiresAt !== undefined && expiresAt <= d.clock.now()) {
+      this.#lose(blob, createdMs, `blob ${blob.contentId} expired at ${blob.contentExpiration} before it could be fetched${retry ? ` (${retry.attempts} failed attempt(s); last error: ${retry.lastError})` : ''}`, r);
+      return;
+    }
+    let records = 0;
+    let dead = 0;
     try {
-      return await listContent(d.api, d.contentType, start, end, signal);
-    } catch (err) {
-      if (!(err instanceof ApiCallError) || err.action !== 'subscribe') throw err;
-      const how = await startSubscription(d.api, d.contentType, signal);
-      this.counters.subscribed = true;
-      this.log.info('subscription started', { result: how, after: err.apiCode });
-      return await listContent(d.api, d.contentType, start, end, signal);
-    }
-  }
-
-  /** Drops blobs already done (overlap re-listing, restarts) and expired ones (counted as lost). */
-  #select(blobs: BlobRef[], result: PollResult): BlobRef[] {
-    const now = this.deps.clock();
-    const seen = new Set<string>();
-    const todo: Array<{ b: BlobRef; created: number }> = [];
-    for (const b of blobs) {
-      if (seen.has(b.contentId) || isDone(this.state, b.contentId)) continue;
-      seen.add(b.contentId);
-      const exp = parseApiTime(b.contentExpiration);
-      if (exp !== undefined && exp <= now) {
-        this.#lose(b, `blob ${b.contentId} expired at ${b.contentExpiration} before it could be fetched`, result);
-        continue;
-      }
-      todo.push({ b, created: parseApiTime(b.contentCreated)! });
-    }
-    // Oldest first, as the API lists them; ties by id so the order is deterministic (§3.4).
-    todo.sort((x, y) => x.created - y.created || (x.b.contentId < y.b.contentId ? -1 : 1));
-    return todo.map((x) => x.b);
-  }
-
-  #lose(b: BlobRef, reason: string, result: PollResult): void {
-    markLost(this.state, b.contentId, reason);
-    // Keep it in the done-set too, so the overlap re-listing does not count it twice.
-    this.state.done[b.contentId] = parseApiTime(b.contentCreated) ?? this.deps.clock();
-    result.lost++;
-    this.log.error('content lost', { contentId: b.contentId, reason });
-  }
-
-  async #retryDue(result: PollResult, signal: AbortSignal): Promise<void> {
-    const now = this.deps.clock();
-    const due = [];
-    for (const r of dueRetries(this.state, now)) {
-      const exp = parseApiTime(r.contentExpiration);
-      if (exp !== undefined && exp <= now) {
-        this.#lose(r, `blob ${r.contentId} expired at ${r.contentExpiration} after ${r.attempts} failed attempt(s); last error: ${r.lastError}`, result);
-      } else due.push(r);
-    }
-    if (result.lost) await this.deps.save();
-    // Side by side, like a window's blobs: after a long outage the queue must not delay new content for hours.
-    await this.#deliverAll(due, result, signal);
-  }
-
-  async #deliverOrPark(b: BlobRef, result: PollResult, signal: AbortSignal): Promise<void> {
-    const d = this.deps;
-    const release = await d.pool.acquire(signal);
-    try {
-      let count: number;
-      try {
-        const records = await fetchBlob(d.api, b.contentUri, b.contentId, signal);
-        const createdMs = parseApiTime(b.contentCreated)!;
-        const routed: RoutedRecord[] = records.map((record) => {
-          const t = recordTime(record, createdMs);
-          if (!t.fromRecord) this.counters.timeFallbacks++;
-          const tag = d.router.tagFor(record, d.contentType);
-          return { tag, timeMs: t.ms, record: wireRecord(tag, record, d.config.output.recordFormat) };
-        });
-        await d.sink.send(routed, signal);
-        count = records.length;
-      } catch (err) {
-        if (signal.aborted) throw signal.reason;
-        // Tenant-wide problems (token refused, permission missing) and a sink that is gone stop
-        // the poll; a problem with this one blob (bad body, odd 4xx, record too large) parks the
-        // blob and the feed goes on.
-        if (err instanceof CollectorError && err.fatal && (err.code === 'AUTH_FAILED' || err.code === 'SINK_ERROR' || (err.apiCode !== undefined && AF_CODES[err.apiCode]?.action === 'fatal'))) throw err;
-        if (err instanceof ApiCallError && err.action === 'gone') {
-          this.#lose(b, `${describeError(err)}`, result);
-        } else {
-          const prev = this.state.retry.find((r) => r.contentId === b.contentId)?.attempts ?? 0;
-          const delay = backoffDelay(prev, { baseMs: 60_000, maxMs: 3_600_000 });
-          park(this.state, b, describeError(err), d.clock(), delay);
-          result.parked++;
-          this.log.warn('blob parked in the retry queue', { contentId: b.contentId, retryInMs: delay, error: describeError(err) });
+      const pages = await fetchBlobPages(d.api, blob.contentUri, blob.contentId, signal);
+      const maxAlone = d.format.wire === 'forward' ? d.config.output.forward.maxRecordBytes : undefined;
+      for (const page of pages) {
+        let enc;
+        try {
+          enc = encodeBlob(page, { format: d.format, router: d.router, contentType: d.contentType, fallback: created, maxFrameBytesAlone: maxAlone });
+        } catch (err) {
+          if (err instanceof JsonBodyError) throw new CollectorError('API_BAD_RESPONSE', `fetch blob ${blob.contentId}: the body is not a JSON array of records (${err.message})`);
+          throw err;
         }
-        await d.save();
-        return;
+        this.counters.timeFallbacks += enc.timeFallbacks;
+        if (enc.deadLetters.length > 0) {
+          const now = new Date().toISOString();
+          const entries: DeadLetterEntry[] = enc.deadLetters.map((x) => ({
+            time: now,
+            tenant: d.tenant.name,
+            contentType: d.contentType,
+            contentId: blob.contentId,
+            contentCreated: blob.contentCreated,
+            tag: x.tag,
+            reason: x.reason,
+            ...(x.id !== undefined ? { id: x.id } : {}),
+            record: x.raw,
+          }));
+          await d.deadLetters.append(entries);
+          for (const x of enc.deadLetters) this.log.error('record dead-lettered', { contentId: blob.contentId, id: x.id ?? null, reason: x.reason, file: d.deadLetters.file });
+          dead += entries.length;
+        }
+        await d.sink.send(enc.entries as EncodedEntry[], signal);
+        records += enc.entries.length;
       }
-      // Acked: checkpoint it. Outside the try above: a state write that fails here must stop the
-      // collector (STATE_IO is fatal), not park a blob that was already delivered.
-      markDelivered(this.state, b, parseApiTime(b.contentCreated)!, count);
-      result.blobs++;
-      result.records += count;
-      await d.save();
-    } finally {
-      release();
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      const decision = decideFailure(err, { attempts: retry?.attempts ?? 0, notFound: retry?.notFound ?? 0, apiNow: d.clock.now(), expiresAt });
+      switch (decision.kind) {
+        case 'stop-run':
+          throw new StopPoll(decision.error, true);
+        case 'stop-poll':
+          throw new StopPoll(decision.error, false);
+        case 'lost':
+          this.#lose(blob, createdMs, `blob ${blob.contentId}: ${decision.reason}`, r);
+          return;
+        case 'park': {
+          const e = cp.park(blob, decision.reason, decision.retryAt, { notFound: decision.notFound });
+          r.parked++;
+          this.log.warn('blob parked in the retry queue', { contentId: blob.contentId, attempts: e.attempts, retryAt: new Date(decision.retryAt).toISOString(), error: decision.reason });
+          return;
+        }
+      }
     }
+    cp.delivered(blob, blobExpiry(blob, parseApiTime), records, dead);
+    r.blobs++;
+    r.records += records;
+    r.deadLettered += dead;
   }
+
+  #lose(blob: BlobRef, createdMs: number, reason: string, r: PollResult): void {
+    const g = this.deps.checkpoint.lost(blob, blobExpiry(blob, parseApiTime), createdMs, reason);
+    r.lost++;
+    this.#reportGap(g, r);
+  }
+}
+
+/** Oldest first, as the API lists them; ties by id so the order is deterministic (§3.4). */
+function sortByCreated(blobs: BlobRef[]): BlobRef[] {
+  return blobs
+    .map((b) => ({ b, t: parseApiTime(b.contentCreated)! }))
+    .sort((x, y) => x.t - y.t || (x.b.contentId < y.b.contentId ? -1 : 1))
+    .map((x) => x.b);
+}
+
+function asCollectorError(err: unknown): CollectorError {
+  return err instanceof CollectorError ? err : new CollectorError('API_ERROR', describeError(err), { cause: err });
 }

@@ -2,29 +2,42 @@ import type { FeedPoller } from './feed-poller.ts';
 
 /**
  * The status record of one feed (DESIGN "Routing", the original Devo collector's "Monitor it"):
- * enough for an inactivity alert (lag, last success) and for a human reading it in the SIEM.
- * Never holds a secret: only names, counters, times and error texts (which never carry secrets).
+ * enough for an inactivity alert (lag, last success, stalled) and for a human reading it in the
+ * SIEM. Never holds a secret: only names, counters, times and error texts (which never carry
+ * secrets).
  */
-export function statusRecord(f: FeedPoller, now: number, skewMs: number | undefined): Record<string, unknown> {
-  const s = f.state;
-  const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+export function statusRecord(f: FeedPoller, opts: { stallAfterMs: number; monotonicNow?: number }): Record<string, unknown> {
+  const s = f.checkpoint.s;
+  const d = f.deps;
+  const apiNow = d.clock.now();
+  const iso = (ms: number | undefined) => (ms === undefined || ms === 0 ? null : new Date(ms).toISOString());
+  const idleMs = (opts.monotonicNow ?? performance.now()) - f.counters.progressAt;
+  const skew = d.clock.skewMs;
   return {
     type: 'm365-forward.status',
-    tenant: f.deps.tenant.name,
-    tenantId: f.deps.tenant.tenantId,
-    contentType: f.deps.contentType,
+    tenant: d.tenant.name,
+    tenantId: d.tenant.tenantId,
+    contentType: d.contentType,
     cursor: iso(s.cursor),
-    lagSeconds: Math.max(0, Math.round((now - s.cursor) / 1000)),
+    lagSeconds: Math.max(0, Math.round((apiNow - s.cursor) / 1000)),
     blobsDelivered: s.blobsDelivered,
     recordsDelivered: s.recordsDelivered,
-    retryQueue: s.retry.length,
+    retryQueue: f.checkpoint.retry.size,
     lost: s.lost,
+    gaps: s.gaps,
+    deadLettered: s.deadLettered,
+    lateBlobs: s.lateBlobs,
+    maxLatenessSeconds: s.maxLatenessSeconds,
+    lastSweepAt: iso(s.lastSweepAt),
     // Tenant-wide: the request quota is per tenant (and PublisherIdentifier), not per feed.
-    throttled: f.deps.api.stats.throttled,
+    throttled: d.api.stats.throttled,
     timeFallbacks: f.counters.timeFallbacks,
     lastPollAt: iso(f.counters.lastPollAt),
     lastSuccessAt: iso(f.counters.lastSuccessAt),
-    clockSkewSeconds: skewMs === undefined ? null : Math.round(skewMs / 1000),
+    // No complete poll for status.stall_after: listing keeps failing, or the output takes nothing.
+    stalled: idleMs > opts.stallAfterMs,
+    stalledSeconds: idleMs > opts.stallAfterMs ? Math.round(idleMs / 1000) : 0,
+    clockSkewSeconds: skew === undefined ? null : Math.round(skew / 1000),
     lastError: s.lastError ?? null,
   };
 }

@@ -1,228 +1,415 @@
-import { setMaxListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
-import type { ConnectionOptions } from 'node:tls';
-import { FluentClient, FluentSocketEvent } from '@fluent-org/logger';
+import net from 'node:net';
+import tls from 'node:tls';
+import * as protocol from '@fluent-org/logger/build/src/protocol.js';
 import type { ForwardOutputConfig } from '../config/schema.ts';
-import { CollectorError, describeError } from '../errors.ts';
-import { backoffDelay } from '../polling/backoff.ts';
+import { CollectorError } from '../errors.ts';
+import { BACKOFF, backoffDelay } from '../polling/backoff.ts';
 import type { Logger } from '../support/logger.ts';
-import { Semaphore } from '../support/semaphore.ts';
-import { sleep } from '../support/sleep.ts';
-import { buildFrames, type Frame } from './frames.ts';
-import type { RoutedRecord, Sink } from './types.ts';
+import { chunkIds, encodeFrame, planFrames, type FramePlan } from './frames.ts';
+import type { EncodedEntry, Sink, SinkHealth } from './types.ts';
 
 /**
  * Forward output to Fluent Bit's in_forward (or Vector's fluent source), with acks.
  *
- * How the logger library is driven (reference §4.4): in PackedForward mode it packs everything
- * queued for a tag into one packet per flush and gives all of it one promise and one ack. So one
- * frame is emitted at a time, synchronously, into an empty send queue, and flushed; the next frame
- * is emitted only once the queue is empty again. That makes every packet exactly one of our
- * frames, capped by buildFrames(). Acks run concurrently, at most maxFramesInFlight of them.
+ * It drives its own socket and writes whole PackedForward frames (frames.ts), matching each ack to
+ * its frame by chunk id. `@fluent-org/logger` is kept for what it does well here, its protocol
+ * decoder for the server's answers, but not its client: that client merges everything queued for a
+ * tag into one packet with one promise (so frame size and ack bookkeeping escape us), re-sends
+ * every frame in flight when one ack is late, and goes FATAL for good on an unexpected answer
+ * (reference forward-fluent-bit-devo.md §4.4).
  *
- * Failures: a frame whose ack times out or whose socket dies is re-sent (at least once). The
- * client is recreated after a failure, since it can end up FATAL (Vector's `{}` reject) and never
- * reconnect on its own. Nothing is queued without bound: send() only returns when acked.
+ * Acks and slow receivers (DESIGN guarantee 6b: slow acks shrink what is in flight instead of
+ * multiplying re-sends):
+ * - at most `window` frames are in flight; it starts at max_frames_in_flight, halves on every ack
+ *   timeout, and grows by one after a run of acks that came in time;
+ * - a frame whose ack does not come within the effective ack timeout is re-sent alone, on the same
+ *   connection, with the same chunk id; the others keep waiting. Whichever copy's ack arrives first
+ *   completes it; the other ack is ignored;
+ * - an ack that arrives after its frame timed out proves the receiver is slow, not dead: the
+ *   effective ack timeout grows (to 1.5 × what that ack took, at least doubled, capped at 10 ×
+ *   ack_timeout or 10 min), and decays back towards ack_timeout after a long run of fast acks;
+ * - a frame that times out twice with no ack at all on its connection in between means the
+ *   connection is dead: it is closed, and every frame in flight goes again on a new one (acks only
+ *   come back on the connection that carried the frame).
+ * Answers other than acks end the connection: `{}` (Vector: its sink rejected the events; the
+ * frames are re-sent), a HELO (the input wants shared_key, which JS clients cannot do with Fluent
+ * Bit, §0.1: a clear error, retried with backoff), anything else (a protocol error).
+ *
+ * Nothing outlives an abort: a send's frames leave the queue and the in-flight set as soon as its
+ * signal aborts, and close() destroys the socket and every timer.
  */
+interface Frame {
+  plan: FramePlan;
+  chunk: string;
+  bytes?: Buffer;
+  records: number;
+  /** First written (ms, performance clock), for latency. */
+  firstSentAt?: number;
+  /** The connection it was last written on. */
+  conn?: Connection;
+  resent: boolean;
+  acksOnConnAtSend: number;
+  timer?: NodeJS.Timeout;
+  done: (err?: unknown) => void;
+}
+
+interface Connection {
+  socket: net.Socket;
+  open: boolean;
+  draining: boolean;
+  acks: number;
+  /** Why we ended it (an answer that is not an ack), so the close does not guess another reason. */
+  failure?: string;
+}
+
+const now = () => performance.now();
+
 export class ForwardSink implements Sink {
   readonly description: string;
-  /** Created on first use: a sink that never sends (a run refused at start) never connects. */
-  #client?: FluentClient;
-  #emitLock: Promise<void> = Promise.resolve();
-  /** Frames sent and not yet acked, at most maxFramesInFlight. */
-  readonly #slots: Semaphore;
-  /** Clients the library has put in its FATAL state (they never reconnect by themselves). */
-  readonly #fatal = new WeakSet<FluentClient>();
+  readonly wire = 'forward' as const;
+  readonly #queue: Frame[] = [];
+  readonly #inFlight = new Map<string, Frame>();
+  readonly #nextChunk = chunkIds();
+  #conn?: Connection;
+  #connecting = false;
+  #reconnectTimer?: NodeJS.Timeout;
+  #reconnectAttempt = 0;
+  #window: number;
+  #ackTimeoutMs: number;
+  readonly #maxAckTimeoutMs: number;
+  #onTime = 0;
   #closed = false;
+  /** Since when entries have been waiting without any progress (an ack), or undefined when none wait. */
+  #stalledSince?: number;
+  #lastError?: string;
   /** Counters for status records and tests. */
-  readonly stats = { framesSent: 0, framesAcked: 0, framesRetried: 0, recordsAcked: 0 };
+  readonly stats = { framesSent: 0, framesAcked: 0, framesResent: 0, recordsAcked: 0, lateAcks: 0, reconnects: 0 };
 
   constructor(
     private readonly cfg: ForwardOutputConfig,
     private readonly log: Logger,
   ) {
-    this.description = cfg.unixSocket
-      ? `forward unix:${cfg.unixSocket}`
-      : `forward ${cfg.tls ? 'tls://' : 'tcp://'}${cfg.host}:${cfg.port}`;
-    this.#slots = new Semaphore(cfg.maxFramesInFlight);
+    this.description = cfg.unixSocket ? `forward unix:${cfg.unixSocket}` : `forward ${cfg.tls ? 'tls://' : 'tcp://'}${cfg.host}:${cfg.port}`;
+    this.#window = cfg.maxFramesInFlight;
+    this.#ackTimeoutMs = cfg.ackTimeoutMs;
+    this.#maxAckTimeoutMs = Math.max(cfg.ackTimeoutMs, Math.min(cfg.ackTimeoutMs * 10, 600_000));
   }
 
-  #current(): FluentClient {
-    this.#client ??= this.#createClient();
-    return this.#client;
+  /** The current effective ack timeout and in-flight window (status, tests). */
+  get flow(): { ackTimeoutMs: number; window: number } {
+    return { ackTimeoutMs: this.#ackTimeoutMs, window: this.#window };
   }
 
-  #createClient(): FluentClient {
-    const c = this.cfg;
-    let tls: ConnectionOptions | undefined;
-    if (c.tls) {
-      tls = {
-        ca: c.tls.caFile ? readFileSync(c.tls.caFile) : undefined,
-        cert: c.tls.certFile ? readFileSync(c.tls.certFile) : undefined,
-        key: c.tls.keyFile ? readFileSync(c.tls.keyFile) : undefined,
-        servername: c.tls.serverName ?? (c.host.match(/^[\d.:]+$/) ? undefined : c.host),
-        rejectUnauthorized: c.tls.verify,
+  send(entries: EncodedEntry[], signal: AbortSignal): Promise<void> {
+    if (entries.length === 0) return Promise.resolve();
+    if (this.#closed) return Promise.reject(new CollectorError('SINK_ERROR', 'forward output is closed'));
+    if (signal.aborted) return Promise.reject(signal.reason);
+    const plans = planFrames(entries, this.cfg.maxFrameBytes);
+    return new Promise<void>((resolve, reject) => {
+      let left = plans.length;
+      const frames: Frame[] = [];
+      const onAbort = () => {
+        for (const f of frames) this.#drop(f);
+        reject(signal.reason);
       };
-    }
-    const client = new FluentClient(null, {
-      eventMode: 'PackedForward',
-      socket: {
-        host: c.host,
-        port: c.port,
-        path: c.unixSocket,
-        tls,
-        // No idle timeout: a quiet feed must not put the socket to sleep between polls.
-        timeout: -1,
-        reconnect: { backoff: 2, delay: 500, maxDelay: 30_000 },
-        // Stop writing while the kernel buffer is full instead of piling data into Node's buffer.
-        notWritableWhenDraining: true,
-      },
-      ack: { ackTimeout: c.ackTimeoutMs },
-      milliseconds: true,
-      flushInterval: 0,
-      disconnect: { waitForPending: false, socketDisconnectDelay: 0 },
+      const finish = (err?: unknown) => {
+        if (err !== undefined) {
+          signal.removeEventListener('abort', onAbort);
+          for (const f of frames) this.#drop(f);
+          reject(err);
+          return;
+        }
+        if (--left === 0) {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        }
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      for (const plan of plans) {
+        const f: Frame = { plan, chunk: this.#nextChunk(), records: plan.parts.length, resent: false, acksOnConnAtSend: 0, done: () => {} };
+        let settled = false;
+        f.done = (err?: unknown) => {
+          if (settled) return;
+          settled = true;
+          finish(err);
+        };
+        frames.push(f);
+        this.#queue.push(f);
+      }
+      this.#stalledSince ??= now();
+      this.#pump();
     });
-    client.socketOn(FluentSocketEvent.ERROR, (err: Error) => {
-      // These put the library's socket in FATAL: it will never reconnect (Vector's `{}` reject,
-      // an unexpected HELO from a shared_key input). Mark it so the next send replaces it.
-      if (['AuthError', 'UnexpectedMessageError', 'FatalSocketError'].includes(err.name)) this.#fatal.add(client);
-      if (client === this.#client) this.log.warn('forward connection error', { output: this.description, error: err.message });
-    });
-    return client;
   }
 
-  /** Emits one frame as exactly one packet; resolves with the client used and its ack promise. */
-  async #emitFrame(frame: Frame, signal: AbortSignal): Promise<{ client: FluentClient; ack: Promise<void> }> {
-    const prev = this.#emitLock;
-    let release!: () => void;
-    this.#emitLock = new Promise((r) => (release = r));
-    await prev;
-    const client = this.#current();
-    try {
-      // Wait until whatever was emitted before has left the send queue, so nothing merges.
-      await this.#drained(client, signal);
-      let ack: Promise<void> | undefined;
-      for (const e of frame.entries) {
-        const p = client.emit(frame.tag, e.record, e.time);
-        ack ??= p; // every entry of a tag in one flush shares one promise
-        p.catch(() => {}); // handled through `ack`; the others are the same promise
-      }
-      await this.#drained(client, signal);
-      this.stats.framesSent++;
-      return { client, ack: ack! };
-    } catch (err) {
-      throw Object.assign(err instanceof Error ? err : new Error(String(err)), { client });
-    } finally {
-      release();
-    }
-  }
-
-  async #drained(client: FluentClient, signal: AbortSignal): Promise<void> {
-    const started = Date.now();
-    for (let i = 0; client.sendQueueLength > 0; i++) {
-      signal.throwIfAborted();
-      if (client !== this.#client) throw new CollectorError('SINK_ERROR', 'forward client was replaced');
-      if (this.#fatal.has(client)) throw new CollectorError('SINK_ERROR', 'the forward connection failed for good (FATAL); reconnecting with a new client');
-      // Not writable for as long as an ack may take (receiver down, stalled, or refusing): give
-      // the send back to the retry path, which replaces the client and logs it.
-      if (Date.now() - started > this.cfg.ackTimeoutMs) {
-        throw new CollectorError('SINK_ERROR', `cannot write to ${this.description} for ${this.cfg.ackTimeoutMs} ms (receiver down or not reading)`);
-      }
-      // flush() writes on the next tick when the socket is writable; only poll while it is not
-      // (connecting, reconnecting, or the kernel buffer is full).
-      await client.flush();
-      if (client.sendQueueLength > 0) await sleep(Math.min(1 + i, 50), signal);
-    }
-  }
-
-  async #sendFrame(frame: Frame, signal: AbortSignal): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      signal.throwIfAborted();
-      if (this.#closed) throw new CollectorError('SINK_ERROR', 'forward output is closed');
-      const release = await this.#slots.acquire(signal);
-      // The client the frame actually went out on (the current one may change while we wait).
-      let used: FluentClient | undefined;
-      try {
-        const { client, ack } = await this.#emitFrame(frame, signal);
-        used = client;
-        await ack;
-        this.stats.framesAcked++;
-        this.stats.recordsAcked += frame.entries.length;
-        return;
-      } catch (err) {
-        if (signal.aborted) throw signal.reason;
-        this.stats.framesRetried++;
-        this.log.warn('forward frame not acked; will re-send', {
-          output: this.description,
-          tag: frame.tag,
-          records: frame.entries.length,
-          attempt: attempt + 1,
-          error: describeError(err),
-        });
-        this.#replaceClient(used ?? (err as { client?: FluentClient }).client ?? this.#current());
-      } finally {
-        release();
-      }
-      await sleep(backoffDelay(attempt, { baseMs: 500, maxMs: 30_000 }), signal);
-    }
-  }
-
-  /**
-   * Drops a client that failed (it may be FATAL or hold a half-dead socket) and starts a new one.
-   * The old one is shut down in the background: its socket.end() never completes while a live
-   * peer has stopped reading, so nothing waits for it.
-   */
-  #replaceClient(failed: FluentClient): void {
-    if (failed !== this.#client || this.#closed) return;
-    this.#client = this.#createClient();
-    void shutdownClient(failed);
-  }
-
-  async send(records: RoutedRecord[], signal: AbortSignal): Promise<void> {
-    if (records.length === 0) return;
-    const frames = buildFrames(records, this.cfg.maxFrameBytes);
-    if (frames.length > 8) setMaxListeners(0, signal); // every frame of a big blob waits on it
-    await Promise.all(frames.map((f) => this.#sendFrame(f, signal)));
-  }
-
-  async probe(record: RoutedRecord, timeoutMs: number): Promise<void> {
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(new CollectorError('SINK_ACK_TIMEOUT', `no ack from ${this.description} within ${timeoutMs} ms`)), timeoutMs);
-    try {
-      const [frame] = buildFrames([record], this.cfg.maxFrameBytes);
-      const release = await this.#slots.acquire(ac.signal);
-      try {
-        const { ack } = await this.#emitFrame(frame!, ac.signal);
-        await Promise.race([ack, new Promise((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason)))]);
-      } finally {
-        release();
-      }
-    } finally {
-      clearTimeout(timer);
-    }
+  health(): SinkHealth {
+    const waiting = this.#queue.length > 0 || this.#inFlight.size > 0;
+    return {
+      waiting,
+      stalledMs: waiting && this.#stalledSince !== undefined ? now() - this.#stalledSince : 0,
+      ...(this.#lastError ? { lastError: this.#lastError } : {}),
+    };
   }
 
   async close(): Promise<void> {
+    if (this.#closed) return;
     this.#closed = true;
-    this.#slots.cancel(new CollectorError('SINK_ERROR', 'forward output is closed'));
-    if (this.#client) await shutdownClient(this.#client);
+    clearTimeout(this.#reconnectTimer);
+    const err = new CollectorError('SINK_ERROR', 'forward output is closed');
+    for (const f of [...this.#queue, ...this.#inFlight.values()]) {
+      clearTimeout(f.timer);
+      f.done(err);
+    }
+    this.#queue.length = 0;
+    this.#inFlight.clear();
+    const c = this.#conn;
+    this.#conn = undefined;
+    if (c) await endSocket(c.socket);
+  }
+
+  /** Removes an aborted or failed frame everywhere (its ack, if it comes, is ignored). */
+  #drop(f: Frame): void {
+    clearTimeout(f.timer);
+    const i = this.#queue.indexOf(f);
+    if (i >= 0) this.#queue.splice(i, 1);
+    if (this.#inFlight.get(f.chunk) === f) this.#inFlight.delete(f.chunk);
+    if (this.#queue.length === 0 && this.#inFlight.size === 0) this.#stalledSince = undefined;
+    this.#pump();
+  }
+
+  /** Writes queued frames while the window and the socket allow. */
+  #pump(): void {
+    if (this.#closed || this.#queue.length === 0) return;
+    const c = this.#conn;
+    if (!c) return this.#connect();
+    if (!c.open) return;
+    while (!c.draining && this.#queue.length > 0 && this.#inFlight.size < this.#window) {
+      const f = this.#queue.shift()!;
+      f.bytes ??= encodeFrame(f.plan, f.chunk);
+      f.plan.parts = []; // the frame's bytes hold them now: let the blob's buffer go sooner
+      this.#inFlight.set(f.chunk, f);
+      f.resent = false;
+      this.#write(c, f);
+    }
+  }
+
+  #write(c: Connection, f: Frame): void {
+    f.conn = c;
+    f.firstSentAt ??= now();
+    f.acksOnConnAtSend = c.acks;
+    this.stats.framesSent++;
+    if (!c.socket.write(f.bytes!)) c.draining = true;
+    clearTimeout(f.timer);
+    f.timer = setTimeout(() => this.#onAckTimeout(f), this.#ackTimeoutMs);
+  }
+
+  #onAckTimeout(f: Frame): void {
+    const c = f.conn;
+    if (this.#closed || !c || c !== this.#conn || this.#inFlight.get(f.chunk) !== f) return;
+    if (c.draining) {
+      // Not even written out yet (the receiver is not reading): waiting longer, not re-sending, helps.
+      f.timer = setTimeout(() => this.#onAckTimeout(f), this.#ackTimeoutMs);
+      return;
+    }
+    this.#window = Math.max(1, Math.floor(this.#window / 2));
+    this.#onTime = 0;
+    if (f.resent && c.acks === f.acksOnConnAtSend) {
+      this.#lastError = `no ack for ${Math.round((now() - f.firstSentAt!) / 1000)} s on this connection`;
+      this.log.warn('forward connection gives no acks; reconnecting', { output: this.description, waitedMs: Math.round(now() - f.firstSentAt!) });
+      c.socket.destroy();
+      return;
+    }
+    this.stats.framesResent++;
+    this.log.warn('forward frame not acked in time; re-sending it alone', {
+      output: this.description,
+      tag: f.plan.tag,
+      records: f.records,
+      ackTimeoutMs: this.#ackTimeoutMs,
+      window: this.#window,
+    });
+    f.resent = true;
+    this.#write(c, f);
+  }
+
+  #onAck(c: Connection, chunk: string): void {
+    c.acks++;
+    const f = this.#inFlight.get(chunk);
+    if (!f) return; // the second copy of a re-sent frame, or one whose send was aborted
+    clearTimeout(f.timer);
+    this.#inFlight.delete(chunk);
+    const took = now() - f.firstSentAt!;
+    this.#lastError = undefined;
+    this.#stalledSince = this.#queue.length > 0 || this.#inFlight.size > 0 ? now() : undefined;
+    if (took > this.#ackTimeoutMs) {
+      // Late, not lost: give the receiver more time instead of re-sending more.
+      this.stats.lateAcks++;
+      const next = Math.min(this.#maxAckTimeoutMs, Math.max(this.#ackTimeoutMs * 2, Math.ceil(took * 1.5)));
+      if (next !== this.#ackTimeoutMs) {
+        this.log.warn('forward acks come late; waiting longer for them and sending fewer frames at once', { output: this.description, ackMs: Math.round(took), ackTimeoutMs: next, window: this.#window });
+      }
+      this.#ackTimeoutMs = next;
+      this.#onTime = 0;
+    } else if (++this.#onTime >= this.#window * 4) {
+      this.#onTime = 0;
+      this.#window = Math.min(this.cfg.maxFramesInFlight, this.#window + 1);
+      if (took < this.cfg.ackTimeoutMs / 2 && this.#ackTimeoutMs > this.cfg.ackTimeoutMs) {
+        this.#ackTimeoutMs = Math.max(this.cfg.ackTimeoutMs, Math.floor(this.#ackTimeoutMs * 0.75));
+      }
+    }
+    this.stats.framesAcked++;
+    this.stats.recordsAcked += f.records;
+    f.bytes = undefined;
+    f.done();
+    this.#pump();
+  }
+
+  #connect(): void {
+    if (this.#connecting || this.#reconnectTimer || this.#closed) return;
+    this.#connecting = true;
+    let socket: net.Socket;
+    try {
+      socket = this.#openSocket();
+    } catch (err) {
+      this.#connecting = false;
+      this.#lastError = (err as Error).message;
+      this.#scheduleReconnect();
+      return;
+    }
+    const c: Connection = { socket, open: false, draining: false, acks: 0 };
+    this.#conn = c;
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    const onOpen = () => {
+      this.#connecting = false;
+      c.open = true;
+      this.#reconnectAttempt = 0;
+      this.log.debug('forward connected', { output: this.description });
+      this.#pump();
+    };
+    if (socket instanceof tls.TLSSocket) socket.once('secureConnect', onOpen);
+    else socket.once('connect', onOpen);
+    socket.on('drain', () => {
+      c.draining = false;
+      this.#pump();
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      this.#lastError = describeSocketError(err, this.description);
+    });
+    socket.on('close', () => this.#onClose(c));
+    void this.#readAnswers(c);
+  }
+
+  #openSocket(): net.Socket {
+    const c = this.cfg;
+    if (c.unixSocket) return net.connect({ path: c.unixSocket });
+    if (!c.tls) return net.connect({ host: c.host, port: c.port });
+    const file = (key: string, f?: string) => {
+      if (!f) return undefined;
+      try {
+        return readFileSync(f);
+      } catch (err) {
+        throw new Error(`cannot read output.forward.tls.${key} ${f}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+    };
+    return tls.connect({
+      host: c.host,
+      port: c.port,
+      ca: file('ca_file', c.tls.caFile),
+      cert: file('cert_file', c.tls.certFile),
+      key: file('key_file', c.tls.keyFile),
+      servername: c.tls.serverName ?? (net.isIP(c.host) ? undefined : c.host),
+      rejectUnauthorized: c.tls.verify,
+    });
+  }
+
+  /** Reads the receiver's answers: acks, or anything else, which ends the connection. */
+  async #readAnswers(c: Connection): Promise<void> {
+    try {
+      for await (const msg of protocol.decodeServerStream(c.socket)) {
+        if (protocol.isAck(msg)) {
+          this.#onAck(c, msg.ack);
+          continue;
+        }
+        this.#lastError = c.failure = unexpectedAnswer(msg);
+        this.log.warn('forward receiver answered something other than an ack; reconnecting', { output: this.description, error: this.#lastError });
+        c.socket.destroy();
+        return;
+      }
+    } catch (err) {
+      if (!c.socket.destroyed) {
+        this.#lastError = c.failure = `the receiver sent data that is not a Forward answer (${(err as Error).message.slice(0, 100)})`;
+        c.socket.destroy();
+      }
+    }
+  }
+
+  #onClose(c: Connection): void {
+    if (this.#conn !== c) return;
+    this.#conn = undefined;
+    this.#connecting = false;
+    if (this.#closed) return;
+    // Acks only come back on the connection that carried the frame: everything in flight goes again.
+    const again = [...this.#inFlight.values()].filter((f) => f.conn === c);
+    for (const f of again) {
+      clearTimeout(f.timer);
+      this.#inFlight.delete(f.chunk);
+    }
+    this.#queue.unshift(...again);
+    if (again.length > 0 && c.acks === 0 && c.open && !c.failure) {
+      // Fluent Bit closes the connection, without an ack, on a frame above its buffer_max_size (§2.5).
+      const largest = Math.max(...again.map((f) => f.bytes?.length ?? 0));
+      this.#lastError = `the receiver closed the connection with ${again.length} frame(s) unacknowledged (largest ${largest} bytes): if Fluent Bit logs "incoming data exceed limit", raise the forward input's Buffer_Max_Size above output.forward.max_frame_bytes and max_record_bytes`;
+    }
+    if (c.open) this.log.warn('forward connection closed', { output: this.description, framesToResend: again.length, error: this.#lastError });
+    this.#lastError ??= 'the connection closed';
+    if (this.#queue.length > 0) this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#closed || this.#reconnectTimer) return;
+    const delay = backoffDelay(this.#reconnectAttempt++, BACKOFF.forwardReconnect);
+    this.stats.reconnects++;
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      this.#pump();
+    }, delay);
   }
 }
 
-/**
- * Shuts a client down, waiting at most 2 s for its socket to end gracefully; then destroys the
- * socket (the library's shutdown waits on socket.end(), which a peer that stopped reading never
- * lets finish) so no timer or socket keeps the process alive.
- */
-async function shutdownClient(client: FluentClient): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), 2000)));
-  await Promise.race([client.shutdown().catch(() => {}), timedOut]);
-  clearTimeout(timer);
-  // Destroy the socket in any case: a shutdown that lands while the socket is still connecting
-  // leaves it to connect afterwards and stay open, keeping the process alive. Internal fields of
-  // @fluent-org/logger 1.0.10 (client.socket: FluentSocket, its .socket: net.Socket).
-  const destroy = () => (client as unknown as { socket?: { socket?: { destroy?: () => void } | null } }).socket?.socket?.destroy?.();
-  destroy();
-  setImmediate(destroy); // and once more, for a connect the library had already scheduled
+/** One line for a socket error towards the receiver. */
+function describeSocketError(err: NodeJS.ErrnoException, where: string): string {
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return `connection refused (ECONNREFUSED): is a forward input listening at ${where.replace(/^forward /, '')}?`;
+    case 'ENOENT':
+      return `no unix socket there (ENOENT): is the forward input's unix_path the same file?`;
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return `the receiver closed the connection (${err.code})`;
+    default:
+      return `${err.code ? err.code + ': ' : ''}${err.message.split('\n')[0]}`;
+  }
+}
+
+function unexpectedAnswer(msg: unknown): string {
+  if (protocol.isHelo(msg)) {
+    return 'the forward input asks for shared_key authentication (HELO); m365-forward does not support shared_key (the Forward handshake of JS clients does not interoperate with Fluent Bit): remove shared_key from the input and use TLS or a unix socket';
+  }
+  if (typeof msg === 'object' && msg !== null && !Array.isArray(msg) && Object.keys(msg).length === 0) {
+    return 'the receiver rejected the frame (it answered {} instead of an ack, as Vector does when its sink rejects events); re-sending';
+  }
+  return `the receiver answered something that is not an ack (${Array.isArray(msg) ? 'an array' : typeof msg})`;
+}
+
+/** Ends a socket gracefully if the peer reads, else destroys it within 1 s: close() never hangs. */
+function endSocket(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed) return resolve();
+    const t = setTimeout(() => socket.destroy(), 1000);
+    socket.once('close', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    socket.end();
+  });
 }

@@ -1,9 +1,7 @@
-import { parseApiTime } from '../management-api/dates.ts';
 import type { ContentType } from '../management-api/content-types.ts';
 
 /**
- * Routing (DESIGN.md "Routing"): the tag names the Devo table, the time is the event's own
- * CreationTime, and the record itself is never touched.
+ * Routing (DESIGN.md "Routing"): the tag names the Devo table; the record itself is never touched.
  */
 
 /** Table per content type, for records without a usable Workload. */
@@ -21,41 +19,28 @@ export function defaultTable(workload: string): string {
 }
 
 export interface Router {
+  /** The tag of a record with this `Workload` (undefined: absent or not a string) from this content type. */
+  tag(workload: string | undefined, contentType: ContentType): string;
+  /** The same for a parsed record. */
   tagFor(record: Record<string, unknown>, contentType: ContentType): string;
 }
 
 export function createRouter(tagTemplate: string, aliases: Record<string, string>): Router {
-  const cache = new Map<string, string>(); // few distinct workloads: avoid re-building the tag per record
+  const cache = new Map<string, string>(); // few distinct workloads: the tag is built once per (workload, content type)
   const lowerAliases = new Map(Object.entries(aliases).map(([k, v]) => [k.toLowerCase(), v]));
-  const tag = (table: string) => tagTemplate.replaceAll('{table}', table);
-  return {
-    tagFor(record, contentType) {
-      const w = record.Workload;
-      const key = typeof w === 'string' ? w : '';
-      let t = cache.get(key + '\u0000' + contentType);
-      if (t === undefined) {
-        const table = key ? (lowerAliases.get(key.toLowerCase()) ?? defaultTable(key)) : '';
-        t = tag(table || CONTENT_TYPE_TABLES[contentType]);
-        cache.set(key + '\u0000' + contentType, t);
-      }
-      return t;
-    },
+  const build = (table: string) => tagTemplate.replaceAll('{table}', table);
+  const tag = (workload: string | undefined, contentType: ContentType): string => {
+    const key = (workload ?? '') + '\u0000' + contentType;
+    let t = cache.get(key);
+    if (t === undefined) {
+      const table = workload ? (lowerAliases.get(workload.toLowerCase()) ?? defaultTable(workload)) : '';
+      t = build(table || CONTENT_TYPE_TABLES[contentType]);
+      if (cache.size < 10_000) cache.set(key, t); // a hostile blob with endless workloads must not grow memory
+    }
+    return t;
   };
-}
-
-/**
- * Event time of a record in ms: its CreationTime as UTC; when that is missing or unparseable,
- * the blob's contentCreated (and the caller counts it), never "now".
- */
-export function recordTime(record: Record<string, unknown>, fallbackMs: number): { ms: number; fromRecord: boolean } {
-  const t = parseApiTime(record.CreationTime);
-  return t === undefined ? { ms: fallbackMs, fromRecord: false } : { ms: t, fromRecord: true };
-}
-
-/**
- * The record as it goes on the wire. `devo`: `{devo_tag, message}`, the tag naming the Devo table
- * and `message` the record's JSON (the same JSON value the API delivered; key order kept).
- */
-export function wireRecord(tag: string, record: Record<string, unknown>, format: 'record' | 'devo'): Record<string, unknown> {
-  return format === 'devo' ? { devo_tag: tag, message: JSON.stringify(record) } : record;
+  return {
+    tag,
+    tagFor: (record, contentType) => tag(typeof record.Workload === 'string' ? record.Workload : undefined, contentType),
+  };
 }

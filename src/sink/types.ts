@@ -1,22 +1,27 @@
-/** A record ready for the shipper: routed tag, event time, and the audit record as the API sent it. */
-export interface RoutedRecord {
-  tag: string;
-  /** Event time, ms since epoch. */
-  timeMs: number;
-  /** Sub-millisecond part of the event time, in nanoseconds (0..999,999). */
-  extraNanos?: number;
-  record: Record<string, unknown>;
+import type { EncodedEntry } from '../record/encode.ts';
+
+export type { EncodedEntry };
+
+/** What an output is doing, for stall detection, status and error messages. */
+export interface SinkHealth {
+  /** Entries are waiting for an ack (or a write) right now. */
+  waiting: boolean;
+  /** How long the output has made no progress while entries wait (0 when nothing waits). */
+  stalledMs: number;
+  /** The last connection or protocol problem, cleared by the next ack. */
+  lastError?: string;
 }
 
 export interface Sink {
-  /**
-   * Delivers records. Resolves only when every record is safe on the other side (Forward: every
-   * frame acked), retrying with backoff for as long as it takes; rejects only when `signal`
-   * aborts or a record can never be sent (e.g. larger than a frame).
-   */
-  send(records: RoutedRecord[], signal: AbortSignal): Promise<void>;
-  /** Sends one record and waits for it, with no retry (the `check` command's test record). */
-  probe(record: RoutedRecord, timeoutMs: number): Promise<void>;
-  close(): Promise<void>;
   readonly description: string;
+  /** How records are encoded for this output (record/encode.ts). */
+  readonly wire: 'forward' | 'json-line';
+  /**
+   * Delivers entries. Resolves only when every one is safe on the other side (Forward: every frame
+   * acked), retrying for as long as it takes; rejects only when `signal` aborts or the output is
+   * closed or unusable for good (stdout gone).
+   */
+  send(entries: EncodedEntry[], signal: AbortSignal): Promise<void>;
+  health(now?: number): SinkHealth;
+  close(): Promise<void>;
 }

@@ -33,7 +33,7 @@ export async function runOnce(config: Config, clock?: Clock) {
   try {
     return await collector.runOnce(AbortSignal.timeout(120_000));
   } finally {
-    collector.close();
+    await collector.close();
     await sink.close();
   }
 }

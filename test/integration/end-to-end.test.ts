@@ -107,8 +107,8 @@ async function scenario(makeSim: (anchor: number, now: () => number) => Promise<
     assert.equal(status.length, 5 * 5);
     for (const k of ['tenant', 'contentType', 'cursor', 'lagSeconds', 'blobsDelivered', 'recordsDelivered', 'retryQueue', 'lost', 'lastError']) assert.ok(k in status.at(-1)!.record, `status has ${k}`);
     const state = new StateStore(config.state.path).load();
-    assert.equal(Object.keys(state.feeds).length, 5);
-    assert.equal(Object.values(state.feeds).reduce((n, f) => n + f.recordsDelivered, 0), served());
+    assert.equal(state.size, 5);
+    assert.equal([...state.values()].reduce((n, f) => n + f.s.recordsDelivered, 0), served());
   } finally {
     cleanup();
     await sim.close();

@@ -4,6 +4,10 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { generateClientCertificate, startSimulator } from '../../src/simulator/index.ts';
 import { StateStore } from '../../src/state/state-store.ts';
+import { CollectorError } from '../../src/errors.ts';
+import { Collector } from '../../src/polling/collector.ts';
+import { ForwardSink } from '../../src/sink/forward-sink.ts';
+import { silentLogger } from '../../src/support/logger.ts';
 import { runOnce, simConfig } from '../helpers/collector-harness.ts';
 import { startForwardReceiver, type ForwardReceiver } from '../helpers/forward-receiver.ts';
 
@@ -63,9 +67,9 @@ test('a blob that keeps failing is parked, retried on a later run, and reported 
     assert.equal(first.parked, 1, 'parked after max_attempts');
     assert.equal(rx.entries.filter((e) => e.tag !== STATUS).length, 0);
     let state = new StateStore(config.state.path).load();
-    const feed = state.feeds['simulator/Audit.Exchange']!;
-    assert.equal(feed.retry.length, 1);
-    assert.match(feed.retry[0]!.lastError, /HTTP 500/);
+    const feed = state.get('simulator/Audit.Exchange')!;
+    assert.equal(feed.retry.size, 1);
+    assert.match([...feed.retry.values()][0]!.lastError, /HTTP 500/);
 
     // Not due yet: nothing happens. Due (an hour later): delivered from the retry queue.
     const notDue = await runOnce(config, clock);
@@ -75,7 +79,7 @@ test('a blob that keeps failing is parked, retried on a later run, and reported 
     assert.equal(second.records, 1);
     assert.equal(rx.entries.filter((e) => e.tag !== STATUS).length, 1);
     state = new StateStore(config.state.path).load();
-    assert.equal(state.feeds['simulator/Audit.Exchange']!.retry.length, 0);
+    assert.equal(state.get('simulator/Audit.Exchange')!.retry.size, 0);
 
     // A second failing blob that expires while parked: counted as lost, in the state and the status record.
     sim.addRecords([{ Id: 'doomed', CreationTime: new Date(clock() - 600_000).toISOString().slice(0, 19), Workload: 'Exchange', Operation: 'Send' }], {
@@ -89,8 +93,8 @@ test('a blob that keeps failing is parked, retried on a later run, and reported 
     const fourth = await runOnce(config, clock);
     assert.equal(fourth.lost, 1);
     state = new StateStore(config.state.path).load();
-    assert.equal(state.feeds['simulator/Audit.Exchange']!.lost, 1);
-    assert.match(state.feeds['simulator/Audit.Exchange']!.lastError!, /expired/);
+    assert.equal(state.get('simulator/Audit.Exchange')!.s.lost, 1);
+    assert.match(state.get('simulator/Audit.Exchange')!.s.lastError!, /expired/);
     const lastStatus = rx.entries.filter((e) => e.tag === STATUS && e.record.contentType === 'Audit.Exchange').at(-1)!;
     assert.equal(lastStatus.record.lost, 1);
   } finally {
@@ -126,18 +130,31 @@ test('certificate credential: a token the API suddenly rejects is refreshed and 
   }
 });
 
-test('a state file that cannot be written stops the run: nothing is reported delivered without its checkpoint', async () => {
-  const sim = await startSimulator({ seed: 23, records: 200, spanHours: 5 });
+test('a state that cannot be written stops the run, which reports what was acked and that it will be re-sent (the disk-full summary)', async () => {
+  const sim = await startSimulator({ seed: 23, records: 2000, spanHours: 5 });
   rx.entries.length = 0;
   const { config, cleanup } = simConfig(sim, { port: rx.port, spanHours: 6 });
-  try {
-    // The temp file of the atomic write is a folder: every write fails (EISDIR), reads work.
+  // Compact after every batch, and break the disk right after the start-up snapshot: the atomic
+  // write's temp file becomes a folder, so the next snapshot fails (EISDIR) mid-run.
+  const store = new StateStore(config.state.path, { compactMinBytes: 1 });
+  const compact = store.compact.bind(store);
+  store.compact = async () => {
+    await compact();
     mkdirSync(`${config.state.path}.${process.pid}.tmp`, { recursive: true });
-    const s = await runOnce(config);
-    assert.ok(s.errors.length > 0 && s.errors.every((e) => e.startsWith('STATE_IO')), JSON.stringify(s.errors));
-    assert.equal(s.parked, 0, 'a delivered blob is not parked because its checkpoint failed');
-    assert.equal(s.blobs, 0);
+  };
+  const sink = new ForwardSink(config.output.forward, silentLogger);
+  const collector = new Collector({ config, sink, store, log: silentLogger });
+  try {
+    await assert.rejects(collector.runOnce(AbortSignal.timeout(60_000)), (e: unknown) => e instanceof CollectorError && e.code === 'STATE_IO');
+    const acked = collector.progress();
+    assert.ok(acked.records > 0, 'records were acked before the failure');
+    assert.equal(rx.entries.filter((e) => e.tag !== STATUS).length >= acked.records, true);
+    // Nothing the disk did not keep is reported as saved: a new run starts from what is on disk.
+    await collector.close().catch(() => {});
+    const onDisk = new StateStore(config.state.path).load();
+    assert.ok([...onDisk.values()].reduce((n, f) => n + f.s.recordsDelivered, 0) < acked.records);
   } finally {
+    await sink.close();
     cleanup();
     await sim.close();
   }

@@ -1,26 +1,55 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildFrames, encodeFrame } from '../../src/sink/frames.ts';
-import type { RoutedRecord } from '../../src/sink/types.ts';
+import * as protocol from '@fluent-org/logger/build/src/protocol.js';
+import { EventTime } from '@fluent-org/logger';
+import { chunkIds, encodeFrame, planFrames } from '../../src/sink/frames.ts';
+import type { EncodedEntry } from '../../src/record/encode.ts';
 
-test('frames hold one tag each and never exceed the maximum once encoded', () => {
-  const recs: RoutedRecord[] = [];
-  for (let i = 0; i < 2000; i++) {
-    recs.push({ tag: `cloud.office365.management.${i % 2 ? 'exchange' : 'onedrive'}`, timeMs: 1_700_000_000_000 + i, record: { Id: `${i}`, Blob: 'ü'.repeat((i * 37) % 1500) } });
-  }
+/** An entry as the encoder makes it: [EventTime, {Id, Blob}] in msgpack. */
+function entry(i: number, tag: string, size: number): EncodedEntry {
+  const bytes = Buffer.from(protocol.packEntry(protocol.generateEntry(new EventTime(1_700_000_000 + i, 123_456_789), { Id: `${i}`, Blob: 'ü'.repeat(size) })));
+  return { tag, bytes };
+}
+
+test('frames hold one tag each, never exceed the maximum once encoded, and decode as PackedForward with a str chunk', () => {
+  const entries: EncodedEntry[] = [];
+  for (let i = 0; i < 2000; i++) entries.push(entry(i, `cloud.office365.management.${i % 2 ? 'exchange' : 'onedrive'}`, (i * 37) % 1500));
+  const next = chunkIds();
   for (const max of [4096, 65_536, 1_048_576]) {
-    const frames = buildFrames(recs, max);
-    assert.equal(frames.reduce((n, f) => n + f.entries.length, 0), recs.length);
-    for (const f of frames) {
-      const size = encodeFrame(f, 'A'.repeat(24)).length;
-      assert.ok(size <= max, `frame ${size} > ${max}`);
-      assert.ok(f.entries.every((e) => e.record.Id !== undefined));
+    const plans = planFrames(entries, max);
+    assert.equal(plans.reduce((n, f) => n + f.parts.length, 0), entries.length);
+    const ids = new Set<unknown>();
+    for (const p of plans) {
+      const chunk = next();
+      const bytes = encodeFrame(p, chunk);
+      assert.ok(bytes.length <= max, `frame ${bytes.length} > ${max}`);
+      const msg = protocol.decodeClientMessage(bytes) as protocol.PackedForwardMode;
+      assert.ok(protocol.isPackedForwardMode(msg));
+      const t = protocol.parseTransport(msg);
+      assert.equal(t.tag, p.tag);
+      assert.equal(t.chunk, chunk);
+      assert.equal(t.entries.length, p.parts.length);
+      for (const [time, rec] of t.entries) {
+        assert.ok(time instanceof EventTime && time.nano === 123_456_789);
+        ids.add((rec as { Id: string }).Id);
+      }
+      assert.equal((msg[2] as { size: number }).size, p.parts.length);
     }
+    assert.equal(ids.size, entries.length);
   }
 });
 
-test('event time keeps milliseconds and sub-millisecond nanos', () => {
-  const [f] = buildFrames([{ tag: 't', timeMs: 1_700_000_000_123, extraNanos: 456_789, record: {} }], 4096);
-  assert.equal(f!.entries[0]!.time.epoch, 1_700_000_000);
-  assert.equal(f!.entries[0]!.time.nano, 123_456_789);
+test('an entry larger than the frame budget travels alone', () => {
+  const big = entry(1, 't', 3000);
+  const plans = planFrames([entry(0, 't', 10), big, entry(2, 't', 10)], 4096);
+  assert.deepEqual(plans.map((p) => p.parts.length), [1, 1, 1]);
+  assert.ok(encodeFrame(plans[1]!, chunkIds()()).length > 4096 - 64 - 1);
+});
+
+test('chunk ids are unique 128-bit base64 strings', () => {
+  const next = chunkIds();
+  const seen = new Set<string>();
+  for (let i = 0; i < 10_000; i++) seen.add(next());
+  assert.equal(seen.size, 10_000);
+  for (const c of [...seen].slice(0, 3)) assert.equal(Buffer.from(c, 'base64').length, 16);
 });

@@ -1,66 +1,197 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { newFeedState } from '../../src/polling/checkpoint.ts';
-import { StateStore, STATE_VERSION } from '../../src/state/state-store.ts';
+import type { BlobRef } from '../../src/polling/checkpoint.ts';
+import { CollectorError } from '../../src/errors.ts';
+import { StateStore } from '../../src/state/state-store.ts';
 
-function tmp() {
-  return mkdtempSync(path.join(os.tmpdir(), 'm365-state-'));
+const NOW = Date.UTC(2026, 10, 25, 12);
+const TENANT = '11111111-2222-3333-4444-555555555555';
+const blob = (id: string, created = NOW - 3600_000): BlobRef => ({
+  contentType: 'Audit.Exchange',
+  contentId: `20261125${id}$20261125${id}$audit_exchange$Audit_Exchange$emea0036`,
+  contentUri: `https://manage.office.com/api/v1.0/t/activity/feed/audit/${id}`,
+  contentCreated: new Date(created).toISOString(),
+  contentExpiration: new Date(created + 7 * 86_400_000).toISOString(),
+});
+
+function withDir(fn: (dir: string) => Promise<void> | void) {
+  return async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'm365-state-'));
+    try {
+      await fn(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
 }
 
-test('missing file is an empty state; save then load round-trips; no temp file left', async () => {
-  const dir = tmp();
-  try {
-    const store = new StateStore(path.join(dir, 'sub', 'state.json'));
-    const s = store.load();
-    assert.deepEqual(s, { version: STATE_VERSION, feeds: {} });
-    s.feeds['t/Audit.Exchange'] = newFeedState(1_700_000_000_000, 3600_000);
-    s.feeds['t/Audit.Exchange']!.done['x$y'] = 1;
-    await store.save(s);
-    assert.deepEqual(store.load(), s);
-    assert.deepEqual(readdirSync(path.join(dir, 'sub')), ['state.json']);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+test(
+  'a missing state is empty; changes survive a reload through the journal, then through a snapshot',
+  withDir(async (dir) => {
+    const file = path.join(dir, 'sub', 'state.json');
+    const a = new StateStore(file);
+    assert.equal(a.load().size, 0);
+    await a.compact();
+    const cp = a.createFeed('t/Audit.Exchange', TENANT, NOW, 86_400_000);
+    cp.delivered(blob('1'), NOW + 7 * 86_400_000, 5, 1);
+    cp.park(blob('2'), 'HTTP 500', NOW + 60_000);
+    cp.completeWindow(NOW);
+    await a.close();
+    const b = new StateStore(file);
+    const f = b.load().get('t/Audit.Exchange')!;
+    assert.equal(f.cursor, NOW);
+    assert.equal(f.s.recordsDelivered, 5);
+    assert.equal(f.s.deadLettered, 1);
+    assert.ok(f.isKnown(blob('1').contentId));
+    assert.equal(f.retry.get(blob('2').contentId)!.lastError, 'HTTP 500');
+    await b.compact();
+    await b.close();
+    const c = new StateStore(file);
+    const g = c.load().get('t/Audit.Exchange')!;
+    assert.deepEqual(g.s, f.s);
+    assert.ok(g.isKnown(blob('1').contentId) && g.isKnown(blob('2').contentId));
+    assert.deepEqual(readdirSync(path.dirname(file)).sort(), ['state.json', 'state.json.journal']);
+  }),
+);
 
-test('a corrupt or foreign state file is refused with a clear error and left untouched', () => {
-  const dir = tmp();
-  try {
+test(
+  'a delivered blob costs one short journal line, not a rewrite of the state (50,000 done ids)',
+  withDir(async (dir) => {
     const file = path.join(dir, 'state.json');
-    for (const [content, expected] of [
-      ['{"version":1,"feeds":', /not valid JSON/],
-      ['[]', /top level is not an object/],
-      ['{"version":9,"feeds":{}}', /version is 9/],
-      ['{"version":1,"feeds":{"t/A":{"cursor":"x","done":{},"retry":[],"blobsDelivered":0,"recordsDelivered":0,"lost":0}}}', /feeds\["t\/A"\]\.cursor is not a number/],
-      ['{"version":1,"feeds":{"t/A":{"cursor":1,"done":{},"retry":[{}],"blobsDelivered":0,"recordsDelivered":0,"lost":0}}}', /retry\[0\]\.contentType/],
-    ] as const) {
-      writeFileSync(file, content);
-      assert.throws(() => new StateStore(file).load(), (e: Error & { code?: string }) => e.code === 'STATE_CORRUPT' && expected.test(e.message) && e.message.includes(file));
-      assert.equal(readFileSync(file, 'utf8'), content, 'file untouched');
+    const store = new StateStore(file);
+    store.load();
+    const cp = store.createFeed('t/Audit.Exchange', TENANT, NOW, 86_400_000);
+    for (let i = 0; i < 50_000; i++) cp.delivered(blob(`big${i}`), NOW + 7 * 86_400_000, 1, 0);
+    await store.compact();
+    const snapshot = statSync(file).size;
+    const journal = statSync(store.journalFile).size;
+    cp.delivered(blob('one-more'), NOW + 7 * 86_400_000, 1, 0);
+    await store.flush();
+    const perBlob = statSync(store.journalFile).size - journal;
+    assert.equal(statSync(file).size, snapshot, 'the snapshot is not rewritten');
+    assert.ok(perBlob < 600, `one blob wrote ${perBlob} bytes`);
+    assert.ok(snapshot < 50_000 * 40, `the snapshot is compact: ${snapshot} bytes for 50,000 ids`);
+    await store.close();
+  }),
+);
+
+test(
+  'the journal is folded into a new snapshot once it outgrows it',
+  withDir(async (dir) => {
+    const file = path.join(dir, 'state.json');
+    const store = new StateStore(file, { compactMinBytes: 2000 });
+    store.load();
+    await store.compact();
+    const cp = store.createFeed('t/Audit.Exchange', TENANT, NOW, 86_400_000);
+    for (let i = 0; i < 60; i++) {
+      cp.delivered(blob(`c${i}`), NOW + 7 * 86_400_000, 1, 0);
+      await store.flush();
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+    assert.ok(statSync(store.journalFile).size < 4000, 'the journal was compacted');
+    await store.close();
+    assert.equal(new StateStore(file).load().get('t/Audit.Exchange')!.s.blobsDelivered, 60);
+  }),
+);
 
-test('one collector per state file: a live owner is refused, a stale lock is taken over', () => {
-  const dir = tmp();
-  try {
+test(
+  'a torn last journal line (crash mid-append) is ignored; a journal of an older generation too',
+  withDir(async (dir) => {
     const file = path.join(dir, 'state.json');
-    // The parent process is alive and is not us: its pid in the lock means "in use".
-    writeFileSync(`${file}.lock`, `${process.ppid}\n`);
-    assert.throws(() => new StateStore(file).lock(), (e: Error & { code?: string }) => e.code === 'STATE_IO' && /in use by another m365-forward \(pid \d+\)/.test(e.message));
-    // A pid that no longer exists: stale, taken over, and released again.
-    writeFileSync(`${file}.lock`, '999999999\n');
+    const a = new StateStore(file);
+    a.load();
+    await a.compact();
+    const cp = a.createFeed('t/Audit.Exchange', TENANT, NOW, 86_400_000);
+    cp.delivered(blob('1'), NOW + 7 * 86_400_000, 2, 0);
+    await a.close();
+    appendFileSync(a.journalFile, '{"k":"t/Audit.Exchange","d":"AAAAAAAAAAAAAAAA","x":29');
+    const b = new StateStore(file);
+    assert.equal(b.load().get('t/Audit.Exchange')!.s.recordsDelivered, 2);
+    // A crash between writing the new snapshot and the new journal: the old journal's changes are in the snapshot.
+    const journal = readFileSync(a.journalFile, 'utf8');
+    await b.compact();
+    await b.close();
+    writeFileSync(b.journalFile, journal.replace(/"generation":\d+/, '"generation":1') + '{"k":"t/Audit.Exchange","s":' + JSON.stringify({ ...b.feeds.get('t/Audit.Exchange')!.s, recordsDelivered: 999 }) + '}\n');
+    assert.equal(new StateStore(file).load().get('t/Audit.Exchange')!.s.recordsDelivered, 2);
+  }),
+);
+
+test(
+  'a corrupt state is refused, left untouched, and its content is never quoted',
+  withDir((dir) => {
+    const file = path.join(dir, 'state.json');
+    const secretish = 'abc8Q~Zx9_secret-looking.value-0123456789';
+    for (const text of [`${secretish} not json`, `{"version":2,"generation":1,"feeds":{"t/X":{"tenantId":"${secretish}","cursor":"soon"}}}`, '{"version":9,"feeds":{}}', '[]']) {
+      writeFileSync(file, text);
+      assert.throws(
+        () => new StateStore(file).load(),
+        (err: unknown) => {
+          assert.ok(err instanceof CollectorError && err.code === 'STATE_CORRUPT', String(err));
+          assert.ok(!err.message.includes(secretish), `the message quotes the file: ${err.message}`);
+          assert.match(err.message, /left untouched; fix or move it away/);
+          return true;
+        },
+      );
+      assert.equal(readFileSync(file, 'utf8'), text);
+    }
+    writeFileSync(file, '{"version":2,"generation":1,"feeds":{}}');
+    writeFileSync(`${file}.journal`, '{"journal":2,"generation":1}\nnot json\n{"k":"x"}\n');
+    assert.throws(() => new StateStore(file).load(), /journal is not usable: line 2 is not valid JSON/);
+  }),
+);
+
+test(
+  'a version-1 state (one document) is read and carried forward',
+  withDir((dir) => {
+    const file = path.join(dir, 'state.json');
+    const id = blob('v1').contentId;
+    writeFileSync(
+      file,
+      JSON.stringify({
+        version: 1,
+        feeds: { 't/Audit.Exchange': { cursor: NOW, done: { [id]: NOW - 3600_000 }, retry: [], blobsDelivered: 4, recordsDelivered: 40, lost: 1, lastError: 'x' } },
+      }),
+    );
+    const f = new StateStore(file).load().get('t/Audit.Exchange')!;
+    assert.equal(f.cursor, NOW);
+    assert.equal(f.s.recordsDelivered, 40);
+    assert.ok(f.isKnown(id));
+    assert.equal(f.s.origin, NOW - 3600_000, 'sweeps never go before what version 1 still knew');
+  }),
+);
+
+test(
+  'a write that fails stops the store: flush rejects with STATE_IO and onError is told once',
+  withDir(async (dir) => {
+    const file = path.join(dir, 'state.json');
+    const store = new StateStore(file);
+    store.load();
+    const errors: unknown[] = [];
+    store.onError = (e) => errors.push(e);
+    mkdirSync(`${file}.${process.pid}.tmp`); // the atomic write's temp file is a folder: EISDIR
+    store.createFeed('t/Audit.Exchange', TENANT, NOW, 86_400_000);
+    await assert.rejects(store.flush(), (e: unknown) => e instanceof CollectorError && e.code === 'STATE_IO');
+    await assert.rejects(store.flush(), /cannot write state file/);
+    assert.equal(errors.length, 1);
+    assert.ok(store.failure);
+  }),
+);
+
+test(
+  'temp files a crash left behind are removed when the state is locked',
+  withDir((dir) => {
+    const file = path.join(dir, 'state.json');
+    writeFileSync(`${file}.12345.tmp`, 'half a snapshot');
+    writeFileSync(`${file}.journal.999.tmp`, 'half a journal');
+    writeFileSync(path.join(dir, 'other.tmp'), 'not ours');
     const store = new StateStore(file);
     store.lock();
-    assert.equal(readFileSync(`${file}.lock`, 'utf8').trim(), String(process.pid));
-    store.unlock();
-    assert.deepEqual(readdirSync(dir), []);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+    try {
+      assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.tmp')), ['other.tmp']);
+    } finally {
+      store.unlock();
+    }
+  }),
+);

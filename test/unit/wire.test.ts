@@ -4,7 +4,8 @@ import { formatListTime, parseApiTime } from '../../src/management-api/dates.ts'
 import { classifyApiError } from '../../src/management-api/af-codes.ts';
 import { parseContentList } from '../../src/management-api/list-content.ts';
 import { backoffDelay } from '../../src/polling/backoff.ts';
-import { createRouter, recordTime } from '../../src/sink/route.ts';
+import { recordInstant } from '../../src/record/encode.ts';
+import { createRouter } from '../../src/sink/route.ts';
 
 test('CreationTime without a zone is UTC, never local time', () => {
   assert.equal(parseApiTime('2015-06-29T20:03:19'), Date.UTC(2015, 5, 29, 20, 3, 19));
@@ -34,10 +35,15 @@ test('routing: tag from Workload, SharePoint and OneDrive apart, fallback by con
   assert.equal(r.tagFor({ Workload: '---' }, 'Audit.SharePoint'), 'cloud.office365.management.sharepoint');
 });
 
-test('record time: CreationTime, else the blob time (never now)', () => {
-  assert.deepEqual(recordTime({ CreationTime: '2020-02-07T20:49:49' }, 5), { ms: Date.UTC(2020, 1, 7, 20, 49, 49), fromRecord: true });
-  assert.deepEqual(recordTime({ CreationTime: 'garbage' }, 5), { ms: 5, fromRecord: false });
-  assert.deepEqual(recordTime({}, 7), { ms: 7, fromRecord: false });
+test('record time: CreationTime to the nanosecond, else the blob time (never now), also when it cannot be an EventTime', () => {
+  const blob = { sec: 5, nsec: 6 };
+  assert.deepEqual(recordInstant('2020-02-07T20:49:49', blob), { t: { sec: Date.UTC(2020, 1, 7, 20, 49, 49) / 1000, nsec: 0 }, fromRecord: true });
+  assert.deepEqual(recordInstant('2020-02-07T20:49:49.123456789', blob), { t: { sec: Date.UTC(2020, 1, 7, 20, 49, 49) / 1000, nsec: 123_456_789 }, fromRecord: true });
+  assert.deepEqual(recordInstant('garbage', blob), { t: blob, fromRecord: false });
+  assert.deepEqual(recordInstant(undefined, blob), { t: blob, fromRecord: false });
+  // The Windows zero date parses, but an EventTime holds uint32 seconds from 1970 to 2106.
+  assert.deepEqual(recordInstant('1601-01-01T00:00:00', blob), { t: blob, fromRecord: false });
+  assert.deepEqual(recordInstant('2200-01-01T00:00:00', blob), { t: blob, fromRecord: false });
 });
 
 test('API errors are classified by the AF table, then by status', () => {
@@ -45,7 +51,10 @@ test('API errors are classified by the AF table, then by status', () => {
   assert.equal(classifyApiError(400, 'AF20023'), 'subscribe');
   assert.equal(classifyApiError(403, 'AF429'), 'throttled');
   assert.equal(classifyApiError(429, undefined), 'throttled');
-  assert.equal(classifyApiError(400, 'AF20051'), 'gone');
+  assert.equal(classifyApiError(400, 'AF20051'), 'expired');
+  assert.equal(classifyApiError(400, 'AF20052'), 'gone');
+  assert.equal(classifyApiError(404, 'AF20050'), 'not-found');
+  assert.equal(classifyApiError(404, undefined), 'not-found');
   assert.equal(classifyApiError(400, 'AF20055'), 'window');
   assert.equal(classifyApiError(401, 'AF10001'), 'fatal');
   assert.equal(classifyApiError(401, undefined), 'reauth');
@@ -56,11 +65,13 @@ test('API errors are classified by the AF table, then by status', () => {
 
 test('backoff grows, is capped, has jitter, honours Retry-After', () => {
   const mid = () => 1; // no jitter reduction
-  assert.equal(backoffDelay(0, { baseMs: 1000, maxMs: 60_000, random: mid }), 1000);
-  assert.equal(backoffDelay(3, { baseMs: 1000, maxMs: 60_000, random: mid }), 8000);
-  assert.equal(backoffDelay(30, { baseMs: 1000, maxMs: 60_000, random: mid }), 60_000);
-  assert.equal(backoffDelay(3, { baseMs: 1000, maxMs: 60_000, random: () => 0 }), 4000);
-  assert.equal(backoffDelay(0, { retryAfterSeconds: 7 }), 7000);
+  const p = { baseMs: 1000, maxMs: 60_000 };
+  assert.equal(backoffDelay(0, p, { random: mid }), 1000);
+  assert.equal(backoffDelay(3, p, { random: mid }), 8000);
+  assert.equal(backoffDelay(30, p, { random: mid }), 60_000);
+  assert.equal(backoffDelay(3, p, { random: () => 0 }), 4000);
+  assert.equal(backoffDelay(0, p, { retryAfterSeconds: 7 }), 7000);
+  assert.equal(backoffDelay(0, p, { retryAfterSeconds: 86_400 }), 240_000, 'a bogus Retry-After is capped');
 });
 
 test('content listing items are validated, naming the item and field; unusable items are set aside', () => {
@@ -78,6 +89,7 @@ test('content listing items are validated, naming the item and field; unusable i
     'list',
   );
   assert.deepEqual(mixed.blobs.map((b) => b.contentId), ['c']);
-  assert.match(mixed.invalid[0]!, /item 0 has no valid contentCreated/);
-  assert.match(mixed.invalid[1]!, /item 1 has no valid contentUri/);
+  assert.match(mixed.invalid[0]!.problem, /item 0 \(contentId a\) has no valid contentCreated/);
+  assert.match(mixed.invalid[1]!.problem, /item 1 \(contentId b\) has a contentUri that is not an https URL/);
+  assert.notEqual(mixed.invalid[0]!.key, mixed.invalid[1]!.key);
 });
