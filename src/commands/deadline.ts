@@ -10,7 +10,7 @@ import type { Sink, SinkHealth } from '../sink/types.ts';
  * The message names what it was waiting for.
  */
 export function outputStallLimit(ackTimeoutMs: number): number {
-  return Math.max(60_000, 2 * ackTimeoutMs);
+  return Math.max(10_000, 2 * ackTimeoutMs);
 }
 
 export function waitingFor(h: SinkHealth, output: string): string {

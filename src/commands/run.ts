@@ -57,7 +57,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
       process.stderr.write(`m365-forward: ${reason.message}; ${progressLine()} and checkpointed; the rest is sent next time\n`);
       return EXIT.failed;
     }
-    if (err instanceof CollectorError && err.code === 'STATE_IO') {
+    if (err instanceof CollectorError && err.code === 'STATE_IO' && store.failure) {
       process.stderr.write(`m365-forward: ${err.message}\nm365-forward: ${progressLine()}, but their checkpoint could not be saved: they will be sent again by the next run\n`);
       return EXIT.failed;
     }

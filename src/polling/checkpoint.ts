@@ -37,6 +37,13 @@ export interface FeedScalars {
   cursor: number;
   /** API time at which the last complete sweep started (0: never). */
   lastSweepAt: number;
+  /**
+   * Whether the content listed before the origin (the initial look-back) has been marked as
+   * skipped. Sweeps then cover the whole retention: a blob created before the origin but listed
+   * only later is new content and is delivered, while the backfill the operator chose not to take
+   * stays skipped.
+   */
+  baselined: boolean;
   blobsDelivered: number;
   recordsDelivered: number;
   /** Records written to the dead-letter file instead of the output. */
@@ -104,6 +111,7 @@ export function newScalars(tenantId: string, origin: number, createdAt: number):
     cursor: origin,
     // The first poll lists everything since the origin: no sweep is due before an interval passes.
     lastSweepAt: createdAt,
+    baselined: false,
     blobsDelivered: 0,
     recordsDelivered: 0,
     deadLettered: 0,
@@ -300,8 +308,27 @@ export class FeedCheckpoint {
    */
   sweepWindows(apiNow: number, overlapMs: number, intervalMs: number): Window[] | undefined {
     if (intervalMs <= 0 || apiNow - this.s.lastSweepAt < intervalMs) return undefined;
-    const from = Math.max(this.s.origin, retentionFloor(apiNow));
+    const from = this.s.baselined ? retentionFloor(apiNow) : Math.max(this.s.origin, retentionFloor(apiNow));
     return planWindows(from, this.s.cursor - overlapMs);
+  }
+
+  /** Windows listed once to mark what existed before the origin as skipped; [] when done or empty. */
+  baselineWindows(apiNow: number): Window[] {
+    return this.s.baselined ? [] : planWindows(retentionFloor(apiNow), this.s.origin);
+  }
+
+  /** A blob that was already listable before the initial look-back: skipped, on purpose, never sent. */
+  skipBeforeOrigin(blob: BlobRef, expiresMs: number): void {
+    const fp = fingerprint(blob.contentId);
+    if (this.done.has(fp)) return;
+    const x = toMinutes(expiresMs);
+    this.done.add(fp, x);
+    this.journal({ k: this.key, d: fp, x });
+  }
+
+  baselineDone(): void {
+    this.s.baselined = true;
+    this.#scalarsChanged();
   }
 
   /** Drops done-set entries whose blobs have expired. */

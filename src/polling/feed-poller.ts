@@ -110,6 +110,7 @@ export class FeedPoller {
     const cursorAtStart = cp.cursor;
     try {
       await this.#retryDue(r, apiNow, signal);
+      await this.#baseline(apiNow, r, signal);
       for (const w of cp.pollWindows(end ?? apiNow, d.config.polling.overlapMs, apiNow)) {
         await this.#window(w, cursorAtStart, r, signal);
         cp.completeWindow(w.end);
@@ -190,6 +191,28 @@ export class FeedPoller {
     }
     outer.throwIfAborted();
     if (failure) throw failure;
+  }
+
+  /**
+   * Once per feed: lists the retention before the origin and marks what is there as skipped (the
+   * initial look-back is the operator's choice), so that later sweeps can cover the whole retention
+   * and deliver any blob that shows up there afterwards.
+   */
+  async #baseline(apiNow: number, r: PollResult, signal: AbortSignal): Promise<void> {
+    const cp = this.deps.checkpoint;
+    const windows = cp.baselineWindows(apiNow);
+    let skipped = 0;
+    for (const w of windows) {
+      for await (const page of this.#pages(w, r, signal)) {
+        for (const b of page.blobs) {
+          if (cp.isKnown(b.contentId)) continue;
+          cp.skipBeforeOrigin(b, blobExpiry(b, parseApiTime));
+          skipped++;
+        }
+      }
+    }
+    cp.baselineDone();
+    if (windows.length) this.log.info('content listed before the initial look-back is skipped; later sweeps deliver anything that appears there afterwards', { blobs: skipped, origin: new Date(cp.s.origin).toISOString() });
   }
 
   /** The pages of a window; starts the subscription when the API says there is none or it is disabled. */

@@ -315,6 +315,8 @@ function checkScalars(f: Record<string, unknown>, at: string, file: string): Fee
   if (typeof f.tenantId !== 'string') throw corrupt(file, `${at}.tenantId is not a string`);
   s.tenantId = f.tenantId;
   for (const k of SCALAR_NUMBERS) s[k] = num(f, k, at, file);
+  if (typeof f.baselined !== 'boolean') throw corrupt(file, `${at}.baselined is not true or false`);
+  s.baselined = f.baselined;
   if (f.lastError !== undefined && typeof f.lastError !== 'string') throw corrupt(file, `${at}.lastError is not a string`);
   if (typeof f.lastError === 'string') s.lastError = f.lastError;
   return s as unknown as FeedScalars;
@@ -349,6 +351,8 @@ function fromV1(raw: unknown, at: string, file: string): FeedRecord {
     origin: oldest,
     cursor,
     lastSweepAt: 0,
+    // Everything before the version-1 cursor's overlap was delivered: the baseline marks it done.
+    baselined: false,
     blobsDelivered: num(f, 'blobsDelivered', at, file),
     recordsDelivered: num(f, 'recordsDelivered', at, file),
     deadLettered: 0,
