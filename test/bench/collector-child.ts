@@ -14,6 +14,6 @@ const collector = new Collector({ config, sink, store: new StateStore(config.sta
 const t0 = performance.now();
 const s = await collector.runOnce(AbortSignal.timeout(600_000));
 const seconds = (performance.now() - t0) / 1000;
-collector.close();
+await collector.close();
 await sink.close();
 process.stdout.write(JSON.stringify({ seconds, records: s.records, blobs: s.blobs, errors: s.errors, maxRssMiB: process.resourceUsage().maxRSS / 1024, cpuSeconds: (process.resourceUsage().userCPUTime + process.resourceUsage().systemCPUTime) / 1e6 }) + '\n');

@@ -4,18 +4,15 @@
  * 1. End to end: simulator (this process) → collector (child process, measured alone) → Forward
  *    receiver with acks (this process), for two backlog sizes: the collector's peak RSS should not
  *    grow with the backlog (DESIGN guarantee 5: memory bounded by configuration).
- * 2. Record → PackedForward frames (the hot path of the sink).
- * 3. Checkpoint write (atomic, fsync) of a state with five feeds.
+ * 2. State: journal cost per delivered blob with a week of done ids, snapshot size, load time.
+ * The record codec has its own bench: test/bench/codec.bench.ts.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { simulatorConfigTree } from '../../src/config/simulator-config.ts';
-import { newFeedState } from '../../src/polling/checkpoint.ts';
-import { buildFrames } from '../../src/sink/frames.ts';
-import { createRouter } from '../../src/sink/route.ts';
 import { startSimulator } from '../../src/simulator/index.ts';
 import { StateStore } from '../../src/state/state-store.ts';
 import { startForwardReceiver } from '../helpers/forward-receiver.ts';
@@ -64,33 +61,52 @@ await endToEnd(20_000);
 await endToEnd(60_000);
 if (process.argv.includes('--quick')) process.exit(0);
 
-// Frames: route + encode + cap, as the sink does for every blob.
-{
-  const sim = await startSimulator({ seed: 1, records: 20_000 });
-  const router = createRouter('cloud.office365.management.{table}', {});
-  const routed = sim.blobs().flatMap((b) => b.records.map((record) => ({ tag: router.tagFor(record, b.contentType as never), timeMs: Date.now(), record })));
-  await sim.close();
-  const t0 = performance.now();
-  let frames = 0;
-  for (let i = 0; i < 3; i++) frames += buildFrames(routed, 1024 * 1024).length;
-  const s = (performance.now() - t0) / 1000;
-  line(`frames: ${Math.round((routed.length * 3) / s)} records/s through route+encode+cap (${frames / 3} frames of ≤1 MiB for ${routed.length} records)`);
-}
-
-// Checkpoint writes.
+// State: a tenant listing 50,000 blobs a day per content type keeps 350,000 done ids per feed for the
+// API's 7 days. A delivered blob must cost a journal line, not a rewrite of megabytes.
 {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'm365-bench-state-'));
-  const store = new StateStore(path.join(dir, 'state.json'));
-  const state = { version: 1, feeds: {} as Record<string, ReturnType<typeof newFeedState>> };
-  for (const ct of ['a', 'b', 'c', 'd', 'e']) {
-    const f = newFeedState(Date.now(), 3_600_000);
-    for (let i = 0; i < 200; i++) f.done[`20261125${i}$20261125${i}$audit_exchange$Audit_Exchange$emea0036`] = Date.now();
-    state.feeds[`tenant/${ct}`] = f;
-  }
+  const file = path.join(dir, 'state.json');
+  const now = Date.now();
+  const ref = (i: number) => ({
+    contentType: 'Audit.Exchange',
+    contentId: `20261125${String(i).padStart(9, '0')}000000$20261125${String(i).padStart(9, '0')}000000$audit_exchange$Audit_Exchange$emea0036`,
+    contentUri: `https://manage.office.com/api/v1.0/t/activity/feed/audit/${i}`,
+    contentCreated: new Date(now - 3600_000).toISOString(),
+    contentExpiration: new Date(now + 6 * 86_400_000).toISOString(),
+  });
+  const store = new StateStore(file);
+  store.load();
+  const feeds = ['Audit.AzureActiveDirectory', 'Audit.Exchange', 'Audit.SharePoint', 'Audit.General', 'DLP.All'].map((ct) => store.createFeed(`tenant/${ct}`, '11111111-2222-3333-4444-555555555555', now, 86_400_000));
+  const perFeed = 350_000;
+  let t0 = performance.now();
+  for (const f of feeds) for (let i = 0; i < perFeed; i++) f.delivered(ref(i), now + 6 * 86_400_000, 20, 0);
+  const fill = performance.now() - t0;
+  t0 = performance.now();
+  await store.compact();
+  const compactMs = performance.now() - t0;
+  const snapshotBytes = statSync(file).size;
+  const journal0 = statSync(store.journalFile).size;
   const n = 200;
-  const t0 = performance.now();
-  for (let i = 0; i < n; i++) await store.save(state);
-  const ms = (performance.now() - t0) / n;
-  line(`checkpoint: ${ms.toFixed(2)} ms per atomic write (5 feeds, 1,000 done ids, fsync + rename)`);
+  t0 = performance.now();
+  for (let i = 0; i < n; i++) {
+    feeds[i % 5]!.delivered(ref(perFeed + i), now + 6 * 86_400_000, 20, 0);
+    await store.flush();
+  }
+  const flushMs = (performance.now() - t0) / n;
+  const perBlob = (statSync(store.journalFile).size - journal0) / n;
+  // 20,000 parked blobs: scanning for due ones and re-parking one must stay cheap.
+  for (let i = 0; i < 20_000; i++) feeds[0]!.park(ref(10_000_000 + i), 'HTTP 500', now + 60_000);
+  t0 = performance.now();
+  for (let i = 0; i < 100; i++) feeds[0]!.dueRetries(now + 120_000);
+  const dueMs = (performance.now() - t0) / 100;
+  await store.close();
+  t0 = performance.now();
+  new StateStore(file).load();
+  const loadMs = performance.now() - t0;
+  line(
+    `state, 5 feeds x ${perFeed.toLocaleString('en')} done ids + 20,000 parked blobs: snapshot ${(snapshotBytes / 2 ** 20).toFixed(1)} MiB written in ${compactMs.toFixed(0)} ms (fill ${fill.toFixed(0)} ms); ` +
+      `a delivered blob then costs ${perBlob.toFixed(0)} journal bytes and ${flushMs.toFixed(2)} ms per flush (write + fdatasync, one blob per flush); ` +
+      `due-retry scan over 20,000 parked ${dueMs.toFixed(2)} ms; load (snapshot + journal) ${loadMs.toFixed(0)} ms`,
+  );
   rmSync(dir, { recursive: true, force: true });
 }
