@@ -325,12 +325,12 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
   const initialLookbackMs = duration(p, 'polling', polling, 'initial_lookback', DEFAULTS.initialLookbackMs, 60_000, DEFAULTS.maxLookbackMs);
   // At least 10 min: the API lists blobs minutes after their contentCreated; with less, those are missed.
   const overlapMs = duration(p, 'polling', polling, 'overlap', DEFAULTS.overlapMs, 600_000, 24 * 3_600_000);
-  // 0 turns the sweep off. Otherwise at least a minute: a sweep lists up to 7 one-day windows per
-  // feed (reference §5: 2,000 requests/minute per tenant), which a shorter period would spend on
-  // re-listing; at most 7 days, the API's retention, beyond which a sweep finds nothing new.
+  // 0 turns the sweep off. Otherwise at least 5 s (tests and the simulator use seconds; against a
+  // real tenant keep minutes to hours: a sweep lists up to 7 one-day windows per feed, reference §5:
+  // 2,000 requests/minute per tenant); at most 7 days, the API's retention.
   const sweepIntervalMs = isZeroDuration(polling.sweep_interval)
     ? 0
-    : duration(p, 'polling', polling, 'sweep_interval', DEFAULTS.sweepIntervalMs, 60_000, DEFAULTS.maxLookbackMs, ' (or 0 to turn the sweep off)');
+    : duration(p, 'polling', polling, 'sweep_interval', DEFAULTS.sweepIntervalMs, 5_000, DEFAULTS.maxLookbackMs, ' (or 0 to turn the sweep off)');
   const concurrency = optInt(p, 'polling', polling, 'concurrency', 1, 64) ?? DEFAULTS.concurrency;
   const requestTimeoutMs = duration(p, 'polling', polling, 'request_timeout', DEFAULTS.requestTimeoutMs, 1000, 600_000);
   const maxAttempts = optInt(p, 'polling', polling, 'max_attempts', 1, 100) ?? DEFAULTS.maxAttempts;

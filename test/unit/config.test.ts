@@ -449,12 +449,13 @@ describe('hostile or broken config files', () => {
 describe('new keys: polling.sweep_interval, output.forward.max_record_bytes, status.stall_after', () => {
   const cfg = (extra: Record<string, unknown>) => parseConfig({ tenants: [tenant()], ...extra }, '/x/c.yaml', {}, env());
 
-  test('polling.sweep_interval: a duration from 1m to 7d, or 0 to turn the sweep off', () => {
+  test('polling.sweep_interval: a duration from 5s to 7d, or 0 to turn the sweep off', () => {
     for (const off of [0, '0', '0s']) assert.equal(cfg({ polling: { sweep_interval: off } }).polling.sweepIntervalMs, 0, String(off));
     assert.equal(cfg({ polling: { sweep_interval: '30m' } }).polling.sweepIntervalMs, 1_800_000);
     assert.equal(cfg({ polling: { sweep_interval: 120 } }).polling.sweepIntervalMs, 120_000);
-    has(problems({ tenants: [tenant()], polling: { sweep_interval: '10s' } }), 'polling.sweep_interval: must be between 1m and 7d (or 0 to turn the sweep off), got string "10s"');
-    has(problems({ tenants: [tenant()], polling: { sweep_interval: '8d' } }), 'polling.sweep_interval: must be between 1m and 7d');
+    assert.equal(cfg({ polling: { sweep_interval: '10s' } }).polling.sweepIntervalMs, 10_000);
+    has(problems({ tenants: [tenant()], polling: { sweep_interval: '2s' } }), 'polling.sweep_interval: must be between 5s and 7d (or 0 to turn the sweep off), got string "2s"');
+    has(problems({ tenants: [tenant()], polling: { sweep_interval: '8d' } }), 'polling.sweep_interval: must be between 5s and 7d');
     has(problems({ tenants: [tenant()], polling: { sweep_interval: 'off' } }), 'polling.sweep_interval: must be a duration like 30s, 5m, 2h, 7d (or seconds as a number) (or 0 to turn the sweep off)');
   });
 
