@@ -60,6 +60,30 @@ export function issueAccessToken(key: SigningKey, p: IssueParams): string {
   );
 }
 
+/**
+ * Tokens whose signature this key already verified, with their payload. An RSA verification costs
+ * about as much as serving a small blob, and a collector presents the same token on every call;
+ * the claims (exp, nbf, aud) are still checked against the clock on every request.
+ */
+const verified = new WeakMap<SigningKey, Map<string, Record<string, unknown>>>();
+const VERIFIED_MAX = 256;
+
+/** The payload of a token signed by `key`, or why it is not one. */
+function signedPayload(key: SigningKey, token: string): { payload: Record<string, unknown> } | { problem: TokenProblem; detail: string } {
+  let cache = verified.get(key);
+  const hit = cache?.get(token);
+  if (hit) return { payload: hit };
+  const jwt = decodeJwt(token);
+  if (typeof jwt === 'string') return { problem: 'malformed', detail: jwt };
+  if (jwt.header['alg'] !== 'RS256' || jwt.header['kid'] !== key.kid || !verifyJwtSignature(jwt, 'RS256', key.publicKey)) {
+    return { problem: 'signature', detail: 'token signature is invalid (not issued by this simulator run)' };
+  }
+  if (!cache) verified.set(key, (cache = new Map()));
+  if (cache.size >= VERIFIED_MAX) cache.clear();
+  cache.set(token, jwt.payload);
+  return { payload: jwt.payload };
+}
+
 export type TokenProblem = 'missing' | 'malformed' | 'signature' | 'audience' | 'expired' | 'not-yet-valid';
 
 export interface VerifiedToken {
@@ -80,12 +104,9 @@ export function verifyAccessToken(
   if (!authorization) return { problem: 'missing', detail: 'no Authorization header' };
   const m = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
   if (!m) return { problem: 'missing', detail: 'Authorization header is not "Bearer <token>"' };
-  const jwt = decodeJwt(m[1]!);
-  if (typeof jwt === 'string') return { problem: 'malformed', detail: jwt };
-  if (jwt.header['alg'] !== 'RS256' || jwt.header['kid'] !== key.kid || !verifyJwtSignature(jwt, 'RS256', key.publicKey)) {
-    return { problem: 'signature', detail: 'token signature is invalid (not issued by this simulator run)' };
-  }
-  const p = jwt.payload;
+  const signed = signedPayload(key, m[1]!);
+  if ('problem' in signed) return signed;
+  const p = signed.payload;
   if (typeof p['aud'] !== 'string' || !audiences.includes(p['aud'])) {
     return { problem: 'audience', detail: `token audience '${String(p['aud'])}' is not the Management API` };
   }

@@ -35,6 +35,7 @@ export class Subscriptions {
     return true;
   }
 
+  /** Returns false when there is no such subscription (the caller answers AF20022). */
   stop(ct: ContentType): boolean {
     const s = this.byType.get(ct);
     if (!s) return false;
@@ -215,11 +216,40 @@ function getBlob(ctx: ApiContext, contentId: string | null): SimResponse {
   const now = ctx.now();
   const s = ctx.store.get(contentId);
   // Not yet published content does not exist as far as the client can tell.
-  if (!s || s.blob.availableAt > now) return afError(404, 'AF20050', `The specified content (${contentId}) doesn't exist.`);
-  const gate = subscriptionGate(ctx, s.blob.contentType as ContentType);
+  if (!s || s.availableAt > now) return afError(404, 'AF20050', `The specified content (${contentId}) doesn't exist.`);
+  const gate = subscriptionGate(ctx, s.contentType as ContentType);
   if (gate) return gate; // after a stop "you lose access to available content" (§3.2)
+  // ... and after a restart "only content from the restart onward is retrievable" (§3.2): a blob
+  // published before it is gone, as far as the client can tell (the service documents no code).
+  if (s.availableAt < ctx.subscriptions.get(s.contentType as ContentType)!.visibleFromMs) {
+    return afError(404, 'AF20050', `The specified content (${contentId}) doesn't exist.`);
+  }
   if (now >= s.expiresMs) {
     return afError(400, 'AF20051', `Content requested with the key ${contentId} has already expired. Content older than 7 days cannot be retrieved.`);
   }
-  return { status: 200, headers: { 'Content-Type': JSON_CONTENT_TYPE }, body: ctx.store.body(s) };
+  return { status: 200, headers: { 'Content-Type': JSON_CONTENT_TYPE }, body: s.body };
+}
+
+/**
+ * The enabled subscriptions a request reads from (fault 'subscription-disabled' stops them): the
+ * listing's contentType, the blob's content type (only once published), or every one for the
+ * subscriptions list. Other requests, unknown content and disabled subscriptions give none.
+ */
+export function enabledSubscriptionsOf(ctx: ApiContext, route: ApiRequest['route'], query: Map<string, string>): ContentType[] {
+  const enabled = (ct: string | undefined): ContentType[] => {
+    if (ct === undefined || !(CONTENT_TYPES as readonly string[]).includes(ct)) return [];
+    return ctx.subscriptions.get(ct as ContentType)?.status === 'enabled' ? [ct as ContentType] : [];
+  };
+  switch (route.name) {
+    case 'content':
+      return enabled(query.get('contenttype'));
+    case 'blob': {
+      const s = route.contentId ? ctx.store.get(route.contentId) : undefined;
+      return s && s.availableAt <= ctx.now() ? enabled(s.contentType) : [];
+    }
+    case 'list':
+      return ctx.subscriptions.list().flatMap((s) => enabled(s.contentType));
+    default:
+      return [];
+  }
 }

@@ -1,17 +1,47 @@
 /**
- * The blobs the simulator serves: contentId shapes, expiry, listing filter and order, and the cached
- * JSON body of each blob. No HTTP here.
+ * The blobs the simulator serves: contentId shapes, expiry, listing filter and order, and the
+ * pre-rendered JSON body of each blob. No HTTP here.
  */
 import { compareListing, type PageCursor } from './paging.ts';
 import { isoMs } from '../management-api/dates.ts';
 import type { AuditRecord, SimBlob } from './types.ts';
 
-export interface StoredBlob {
-  blob: SimBlob;
-  createdMs: number;
-  expiresMs: number;
-  /** serialised body, built on first fetch */
-  body?: string;
+/** A blob body rendered once: the JSON array bytes served as they are, and how many records it holds. */
+export interface BlobBody {
+  bytes: Buffer;
+  count: number;
+}
+
+/**
+ * One stored blob. The simulator holds records only as the bytes it serves (a 2M-record tenant
+ * would not fit Node's default heap as objects); `records` parses them on demand for tests.
+ */
+export class StoredBlob implements SimBlob {
+  readonly contentUri: string;
+  readonly contentCreated: string;
+  readonly contentExpiration: string;
+  readonly expiresMs: number;
+
+  constructor(
+    apiRoot: string,
+    readonly contentType: string,
+    readonly contentId: string,
+    readonly createdMs: number,
+    readonly availableAt: number,
+    expirationMs: number,
+    /** The exact response body: a JSON array of the records. */
+    readonly body: Buffer,
+    readonly recordCount: number,
+  ) {
+    this.contentUri = `${apiRoot}/audit/${contentId}`;
+    this.expiresMs = createdMs + expirationMs;
+    this.contentCreated = isoMs(createdMs);
+    this.contentExpiration = isoMs(this.expiresMs);
+  }
+
+  get records(): AuditRecord[] {
+    return JSON.parse(this.body.toString('utf8')) as AuditRecord[];
+  }
 }
 
 /** `20171014180051748` + 6 digits: the 23-digit timestamp shape of real contentIds (reference §3.4). */
@@ -46,48 +76,40 @@ export interface ListQuery {
 export class ContentStore {
   private readonly all: StoredBlob[] = [];
   private readonly byId = new Map<string, StoredBlob>();
+  /** Per content type, in listing order (availableAt, contentId): a page is a forward scan. */
+  private readonly byType = new Map<string, StoredBlob[]>();
+  /** Content types with blobs added since their list was last sorted (sorted once, on next use). */
+  private readonly unsorted = new Set<string>();
   private uniq = 0;
 
   constructor(
     private readonly apiRoot: string,
     private readonly region: string,
     private readonly expirationMs: number,
-    private readonly serialise: (records: AuditRecord[]) => string,
   ) {}
 
-  add(contentType: string, createdMs: number, availableAt: number, records: AuditRecord[]): SimBlob {
+  add(contentType: string, createdMs: number, availableAt: number, body: BlobBody): StoredBlob {
     let contentId: string;
     do {
       this.uniq += 1;
       contentId = makeContentId(contentType, createdMs, this.uniq * 7919 + 104_729, this.region);
     } while (this.byId.has(contentId));
-    const expiresMs = createdMs + this.expirationMs;
-    const blob: SimBlob = {
-      contentType,
-      contentId,
-      contentUri: `${this.apiRoot}/audit/${contentId}`,
-      contentCreated: isoMs(createdMs),
-      contentExpiration: isoMs(expiresMs),
-      availableAt,
-      records,
-    };
-    const stored: StoredBlob = { blob, createdMs, expiresMs };
+    const stored = new StoredBlob(this.apiRoot, contentType, contentId, createdMs, availableAt, this.expirationMs, body.bytes, body.count);
     this.all.push(stored);
     this.byId.set(contentId, stored);
-    return blob;
+    let list = this.byType.get(contentType);
+    if (!list) this.byType.set(contentType, (list = []));
+    list.push(stored);
+    this.unsorted.add(contentType);
+    return stored;
   }
 
-  blobs(): SimBlob[] {
-    return this.all.map((s) => s.blob);
+  blobs(): StoredBlob[] {
+    return [...this.all];
   }
 
   get(contentId: string): StoredBlob | undefined {
     return this.byId.get(contentId);
-  }
-
-  body(s: StoredBlob): string {
-    s.body ??= this.serialise(s.blob.records);
-    return s.body;
   }
 
   /**
@@ -95,18 +117,31 @@ export class ContentStore {
    * expired, in (availableAt, contentId) order, after the cursor. `more` says whether another page
    * follows.
    */
-  list(q: ListQuery): { items: SimBlob[]; more: boolean } {
-    const hits: StoredBlob[] = [];
-    for (const s of this.all) {
-      const b = s.blob;
-      if (b.contentType !== q.contentType) continue;
+  list(q: ListQuery): { items: StoredBlob[]; more: boolean } {
+    const sorted = this.byType.get(q.contentType) ?? [];
+    if (this.unsorted.delete(q.contentType)) sorted.sort(compareListing);
+    const items: StoredBlob[] = [];
+    for (let i = q.after ? firstAfter(sorted, q.after) : 0; i < sorted.length; i++) {
+      const s = sorted[i]!;
+      if (s.availableAt > q.nowMs) break; // sorted by availableAt: nothing further is listed yet
       if (s.createdMs < q.startMs || s.createdMs >= q.endMs) continue;
-      if (b.availableAt > q.nowMs || b.availableAt < q.visibleFromMs) continue;
+      if (s.availableAt < q.visibleFromMs) continue;
       if (q.nowMs >= s.expiresMs) continue;
-      if (q.after && compareListing(b, q.after) <= 0) continue;
-      hits.push(s);
+      if (items.length === q.limit) return { items, more: true };
+      items.push(s);
     }
-    hits.sort((x, y) => compareListing(x.blob, y.blob));
-    return { items: hits.slice(0, q.limit).map((s) => s.blob), more: hits.length > q.limit };
+    return { items, more: false };
   }
+}
+
+/** Index of the first entry of `sorted` (listing order) that comes after `cursor`. */
+function firstAfter(sorted: readonly PageCursor[], cursor: PageCursor): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareListing(sorted[mid]!, cursor) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

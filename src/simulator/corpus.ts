@@ -3,6 +3,7 @@
  * line text so the simulator serves it byte for byte (literals such as `1156492.00` or `1E1`, and
  * duplicated keys, survive; JSON.stringify would rewrite them). Reference §6 for the mapping.
  */
+import type { BlobBody } from './content-store.ts';
 import type { AuditRecord, ContentType } from './types.ts';
 
 /** Original JSON text of records that came from parseCorpus, keyed by the parsed object. */
@@ -53,6 +54,11 @@ export function recordJson(record: AuditRecord): string {
 /** Serialise a blob body: a JSON array of records. */
 export function serialiseRecords(records: AuditRecord[]): string {
   return `[${records.map(recordJson).join(',')}]`;
+}
+
+/** A blob body rendered once, as the bytes the simulator serves (corpus lines kept byte-exact). */
+export function renderRecords(records: AuditRecord[]): BlobBody {
+  return { bytes: Buffer.from(serialiseRecords(records), 'utf8'), count: records.length };
 }
 
 const DLP_RECORD_TYPES = new Set([11, 13, 33, 63, 107]);

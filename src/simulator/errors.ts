@@ -10,7 +10,8 @@ import { randomUUID } from 'node:crypto';
 export interface SimResponse {
   status: number;
   headers: Record<string, string>;
-  body: string;
+  /** Blob bodies are pre-rendered Buffers, sent as they are; everything else is small text. */
+  body: string | Buffer;
 }
 
 export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';

@@ -22,11 +22,20 @@
  *   are checked against the simulator clock with 5 minutes of skew.
  * - Tokens are checked against the simulator clock: moving `now` back more than 5 minutes makes a
  *   token issued earlier "not yet valid" (401); moving it forward past `exp` expires it.
+ * - The simulator clock is `now() + clockOffsetMs`: an offset plays a server whose clock differs
+ *   from the collector's (§9.3); every rule, the data and the `Date` header follow it.
  * - Every response carries a `Date` header from the simulator clock.
  * - stats().byRoute keys: metadata, token, start, stop, list, content, blob, unknown.
  *   missingPublisherIdentifier counts API calls (start/stop/list/content/blob) without it.
- * - Fault route 'any' matches the token endpoint and every API call (not metadata or unknown paths);
- *   'expire-token' applies only to API calls; 'slow' waits delayMs (default 2000) then answers normally.
+ * - Faults (fault-spec.ts lists kinds, default routes and where each applies): route 'any' matches
+ *   every request the kind applies to, never metadata or unknown paths; 'expire-token' applies
+ *   only to API calls; 'slow' waits delayMs (default 2000) then answers normally; the body faults
+ *   ('not-array', 'invalid-json') change only a 200 answer; 'subscription-disabled' waits for a
+ *   request that reads an enabled subscription and stops it (restart: §3.2 gap).
+ * - Late release (lateRelease): a share of blobs listed only at anchor + releaseAfterMs, dated
+ *   hours to days before it: content a collector's cursor has already passed (§4 "Latency").
+ * - Blob bodies are rendered once to Buffers and served as they are; records are held only as
+ *   those bytes (SimBlob.records parses them on demand).
  */
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -34,17 +43,19 @@ import { generateSigningKey } from './access-token.ts';
 import { Subscriptions, type ApiContext } from './api-routes.ts';
 import { JtiStore, registerCertificatePem, type RegisteredCertificate } from './assertion.ts';
 import { ContentStore } from './content-store.ts';
-import { contentTypeForRecord, serialiseRecords } from './corpus.ts';
+import { contentTypeForRecord, renderRecords } from './corpus.ts';
 import { FaultQueue, RequestQuota } from './faults.ts';
 import { seededGuid } from './prng.ts';
 import { SimServer } from './server.ts';
 import { generateSynthetic, planCorpus, regionForSeed, type PlannedBlob } from './synthetic.ts';
 import { generateServerTls } from './tls.ts';
 import { acceptedResources, type TokenContext } from './token-endpoint.ts';
+import { API_RETENTION_MS, RETENTION_SAFETY_MS } from '../management-api/limits.ts';
 import { CONTENT_TYPES, type AuditRecord, type SimBlob, type SimStats, type Simulator, type SimulatorOptions } from './types.ts';
 
-export type { AuditRecord, ContentType, Fault, FaultKind, FaultRoute, SimBlob, SimStats, Simulator, SimulatorOptions } from './types.ts';
+export type { AuditRecord, ContentType, Fault, FaultKind, FaultRoute, LateRelease, SimBlob, SimStats, Simulator, SimulatorOptions } from './types.ts';
 export { CONTENT_TYPES } from './types.ts';
+export { DEFAULT_SLOW_MS, faultApplies, FAULT_KINDS, FAULT_KIND_NAMES, FAULT_ROUTES, formatFault, parseFaultSpec } from './fault-spec.ts';
 export { contentTypeForRecord, parseCorpus } from './corpus.ts';
 export { generateClientCertificate } from './tls.ts';
 export { parseListTime } from './time-window.ts';
@@ -69,10 +80,22 @@ function check(cond: boolean, message: string): void {
   if (!cond) throw new Error(`startSimulator: ${message}`);
 }
 
+/**
+ * The longest a late-release blob may be dated before its release: inside the API's retention
+ * (listing starts at most 7 days back, §4) and inside its own expiry, with the collector's safety
+ * margin, so a collector listing right after the release can still reach it.
+ */
+export function maxLateByMs(contentExpirationDays = 7): number {
+  return Math.min(API_RETENTION_MS, contentExpirationDays * 86_400_000) - RETENTION_SAFETY_MS;
+}
+
+/** Starts the simulator on loopback HTTPS; throws an Error naming the bad option, or the listen error (its `code` kept). */
 export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simulator> {
   const host = opts.host ?? '127.0.0.1';
   const seed = opts.seed ?? 1;
-  const now = opts.now ?? Date.now;
+  const localNow = opts.now ?? Date.now;
+  const clockOffsetMs = opts.clockOffsetMs ?? 0;
+  const now = clockOffsetMs === 0 ? localNow : () => localNow() + clockOffsetMs;
   const spanHours = opts.spanHours ?? 20;
   const lateFraction = opts.lateFraction ?? 0;
   const lateMinutes = opts.lateMinutes ?? [2, 30];
@@ -89,14 +112,33 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   check(opts.requestsPerMinute === undefined || (Number.isInteger(opts.requestsPerMinute) && opts.requestsPerMinute > 0), `requestsPerMinute must be a positive integer, got ${opts.requestsPerMinute}`);
   check(Number.isInteger(pageSize) && pageSize >= 1, `pageSize must be a positive integer, got ${pageSize}`);
   check(expirationDays > 0, `contentExpirationDays must be > 0, got ${expirationDays}`);
+  check(Number.isFinite(clockOffsetMs), `clockOffsetMs must be a finite number, got ${clockOffsetMs}`);
+  const release = opts.lateRelease;
+  if (release) {
+    const maxBy = maxLateByMs(expirationDays);
+    check(release.fraction >= 0 && release.fraction <= 1, `lateRelease.fraction must be within 0..1, got ${release.fraction}`);
+    check(release.byMs.length > 0, 'lateRelease.byMs must name at least one duration');
+    for (const by of release.byMs) {
+      check(Number.isFinite(by) && by > 0 && by <= maxBy, `lateRelease.byMs must each be > 0 and at most ${maxBy} ms (the API's retention minus a safety margin), got ${by}`);
+    }
+    check(Number.isFinite(release.releaseAfterMs) && release.releaseAfterMs >= 0, `lateRelease.releaseAfterMs must be >= 0, got ${release.releaseAfterMs}`);
+  }
 
   const tenantId = opts.tenantId ?? seededGuid(seed, 'tenant');
   const clientId = opts.clientId ?? seededGuid(seed, 'client');
   const clientSecret = opts.clientSecret ?? randomSecret();
   const certificates: RegisteredCertificate[] = (opts.clientCertificates ?? []).map(registerCertificatePem);
 
-  const [tls, signingKey] = await Promise.all([generateServerTls(host), generateSigningKey()]);
   const faults = new FaultQueue();
+  for (const f of opts.faults ?? []) {
+    try {
+      faults.inject(f);
+    } catch (err) {
+      check(false, (err as Error).message.replace(/^injectFault: /, `faults: ${f.kind}@${f.route}: `));
+    }
+  }
+
+  const [tls, signingKey] = await Promise.all([generateServerTls(host), generateSigningKey()]);
   const stats: SimStats = { requests: 0, byRoute: {}, missingPublisherIdentifier: 0, unknownRequests: 0, tokensIssued: 0, faultsServed: 0, throttled: 0 };
   const onUnknownRequest =
     opts.onUnknownRequest ?? ((method: string, url: string) => process.stderr.write(`[m365-sim] 404 no route for ${method} ${url.split('?')[0]}\n`));
@@ -119,13 +161,15 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const feedRoot = `${baseUrl}/api/v1.0/${tenantId}/activity/feed`;
 
   try {
-    const store = new ContentStore(feedRoot, regionForSeed(seed), expirationDays * 86_400_000, serialiseRecords);
+    const store = new ContentStore(feedRoot, regionForSeed(seed), expirationDays * 86_400_000);
     const anchor = opts.anchor ?? now();
-    const schedule = { anchor, spanHours, lateFraction, lateMinutes };
+    const lateRelease = release ? { fraction: release.fraction, byMs: release.byMs, releaseAt: anchor + release.releaseAfterMs } : undefined;
+    const schedule = { anchor, spanHours, lateFraction, lateMinutes, lateRelease };
     const planned: PlannedBlob[] = opts.corpus
       ? planCorpus(opts.corpus, seed, schedule, contentTypeForRecord)
       : generateSynthetic({ ...schedule, seed, records: recordsWanted, tenantId, duplicateFraction });
-    for (const p of planned) store.add(p.contentType, p.createdMs, p.availableAt, p.records);
+    for (const p of planned) store.add(p.contentType, p.createdMs, p.availableAt, p.body);
+    planned.length = 0; // the store holds the bodies now
 
     const token: TokenContext = {
       tenantId,
@@ -164,6 +208,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
       clientId,
       clientSecret,
       caPem: tls.caPem,
+      now: () => now(),
       blobs: (): readonly SimBlob[] => store.blobs(),
       addRecords(records, o = {}) {
         const createdMs = o.contentCreated ?? now();
@@ -176,7 +221,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
           if (g) g.push(r);
           else groups.set(ct, [r]);
         }
-        return [...groups].map(([ct, recs]) => store.add(ct, createdMs, availableAt, recs));
+        return [...groups].map(([ct, recs]) => store.add(ct, createdMs, availableAt, renderRecords(recs)));
       },
       registerCertificate(pem: string) {
         certificates.push(registerCertificatePem(pem));

@@ -5,6 +5,10 @@
  * content can appear well after it was created) is listed at contentCreated + U(lateMinutes), and
  * its contentCreated is chosen so that this is never after the anchor: everything generated is
  * listable by the anchor time.
+ *
+ * Late release is the exception (§4 "Latency": content hours to days late): those blobs are all
+ * listed at one release time after the anchor, dated each its own duration before it, so a
+ * collector that already polled past their contentCreated must go back for them.
  */
 import type { Rng } from './prng.ts';
 
@@ -19,6 +23,8 @@ export interface ScheduleOptions {
   spanHours: number;
   lateFraction: number;
   lateMinutes: [number, number];
+  /** `fraction` of blobs listed at `releaseAt`, contentCreated `byMs[k]` before it (in turn). */
+  lateRelease?: { fraction: number; byMs: readonly number[]; releaseAt: number };
 }
 
 const MINUTE = 60_000;
@@ -27,7 +33,14 @@ export function planBlobTimes(rng: Rng, count: number, o: ScheduleOptions): Blob
   const span = Math.max(o.spanHours * 3_600_000, 2 * MINUTE);
   const lower = o.anchor - span;
   const out: BlobTimes[] = [];
+  const release = o.lateRelease && o.lateRelease.fraction > 0 && o.lateRelease.byMs.length > 0 ? o.lateRelease : null;
+  let released = 0;
   for (let i = 0; i < count; i++) {
+    if (release && rng.next() < release.fraction) {
+      const by = release.byMs[released++ % release.byMs.length]!;
+      out.push({ createdMs: release.releaseAt - by, availableAt: release.releaseAt, late: true });
+      continue;
+    }
     const late = o.lateFraction > 0 && rng.next() < o.lateFraction;
     if (!late) {
       const createdMs = lower + Math.floor(rng.next() * (span - MINUTE));

@@ -6,12 +6,13 @@
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { handleApi, type ApiContext } from './api-routes.ts';
+import { enabledSubscriptionsOf, handleApi, type ApiContext } from './api-routes.ts';
 import { afError, jsonResponse, notFound, type SimResponse } from './errors.ts';
-import { faultResponse, type FaultQueue, type RequestQuota } from './faults.ts';
-import { classify, queryParams, type RouteName } from './routes.ts';
+import { DEFAULT_SLOW_MS } from './fault-spec.ts';
+import { faultResponse, mangleBody, type FaultQueue, type RequestQuota } from './faults.ts';
+import { classify, queryParams, type Route, type RouteName } from './routes.ts';
 import { instanceDiscovery, jwksResponse, openIdConfiguration, tokenRequest, type TokenContext } from './token-endpoint.ts';
-import type { SimStats } from './types.ts';
+import type { ContentType, SimStats } from './types.ts';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const API_ROUTES: ReadonlySet<RouteName> = new Set(['start', 'stop', 'list', 'content', 'blob']);
@@ -106,7 +107,10 @@ export class SimServer {
 
     let truncate = false;
     let forceTokenExpired = false;
-    const fault = this.deps.faults.take(route.name);
+    let mangle: 'not-array' | 'invalid-json' | null = null;
+    // 'subscription-disabled' waits for a request that reads an enabled subscription, so an
+    // operator's fault is not spent on a content type the collector has not started yet.
+    const fault = this.deps.faults.take(route.name, (f) => f.kind !== 'subscription-disabled' || this.subscriptionsRead(route, query).length > 0);
     if (fault) {
       stats.faultsServed += 1;
       switch (fault.kind) {
@@ -114,7 +118,7 @@ export class SimServer {
           req.socket.destroy();
           return;
         case 'slow':
-          await this.sleep(fault.delayMs ?? 2000);
+          await this.sleep(fault.delayMs ?? DEFAULT_SLOW_MS);
           if (this.closing) return;
           break;
         case 'truncate':
@@ -123,6 +127,16 @@ export class SimServer {
         case 'expire-token':
           forceTokenExpired = true;
           break;
+        case 'not-array':
+        case 'invalid-json':
+          mangle = fault.kind;
+          break;
+        case 'subscription-disabled': {
+          // As if a tenant admin stopped it just now: this request already meets AF20023 (§3.2).
+          const { api } = this.deps.contexts();
+          for (const ct of this.subscriptionsRead(route, query)) api.subscriptions.stop(ct);
+          break;
+        }
         default: {
           const r = faultResponse(fault, route.name, publisherId, this.deps.now());
           if (r) return this.send(res, r, false);
@@ -156,12 +170,19 @@ export class SimServer {
       default:
         response = handleApi(api, { route, query, authorization: req.headers.authorization, body, forceTokenExpired });
     }
-    this.send(res, response, truncate);
+    this.send(res, mangle ? mangleBody(mangle, response) : response, truncate);
+  }
+
+  /** The enabled subscriptions this request reads (what a 'subscription-disabled' fault stops). */
+  private subscriptionsRead(route: Route, query: Map<string, string>): ContentType[] {
+    if (route.name !== 'list' && route.name !== 'content' && route.name !== 'blob') return [];
+    return enabledSubscriptionsOf(this.deps.contexts().api, route, query);
   }
 
   private send(res: ServerResponse, r: SimResponse, truncate: boolean): void {
     if (res.destroyed) return;
-    const payload = Buffer.from(r.body, 'utf8');
+    // Blob bodies are Buffers rendered once: written as they are, never converted per request.
+    const payload = typeof r.body === 'string' ? Buffer.from(r.body, 'utf8') : r.body;
     // The Date header comes from the simulator clock: collectors measure skew from it (§9.3).
     const headers = { ...r.headers, Date: new Date(this.deps.now()).toUTCString(), 'Content-Length': String(payload.length) };
     res.writeHead(r.status, headers);

@@ -23,6 +23,14 @@ export interface SimulatorOptions {
   /** Listing delay range in minutes for late blobs (default [2, 30]). */
   lateMinutes?: [number, number];
   /**
+   * Late release: `fraction` of the blobs (chosen with the seeded PRNG, independently of
+   * `lateFraction`) become listable only `releaseAfterMs` after the anchor (the start, by default),
+   * with contentCreated `byMs[i]` before that release, the durations assigned to those blobs in
+   * turn. Each duration must be > 0 and leave the blob inside the API's retention at the release
+   * (at most 7 days minus RETENTION_SAFETY_MS, and inside contentExpirationDays).
+   */
+  lateRelease?: LateRelease;
+  /**
    * 0..1 share of synthetic blobs that also re-deliver 1–5 records of an earlier blob of the same
    * content type, with the same Id and values (reference §4 "Duplicates": the API does not dedupe).
    * Default 0, so by default every synthetic record Id is unique. Ignored with a corpus.
@@ -32,8 +40,17 @@ export interface SimulatorOptions {
   pageSize?: number;
   /** ms epoch the data is generated relative to (default now() at start). */
   anchor?: number;
-  /** The simulator's clock in ms (default Date.now); used for every rule. */
+  /** The local clock in ms (default Date.now). The simulator clock is `now() + clockOffsetMs`. */
   now?: () => number;
+  /**
+   * The API's clock runs this far ahead of `now` (negative: behind). Every rule (window limits,
+   * expiry, token validity, the `Date` header, availableAt) and the generated data use the offset
+   * clock, so a collector sees a server whose clock differs from its own (reference §9.3).
+   * Default 0.
+   */
+  clockOffsetMs?: number;
+  /** Faults armed from the start, served before any injected later (see injectFault). */
+  faults?: Fault[];
   /** Defaults: deterministic GUIDs from the seed. */
   tenantId?: string;
   clientId?: string;
@@ -64,21 +81,51 @@ export interface SimulatorOptions {
   onUnknownRequest?: (method: string, url: string) => void;
 }
 
+/** See SimulatorOptions.lateRelease. */
+export interface LateRelease {
+  /** 0..1 share of blobs released late. */
+  fraction: number;
+  /** contentCreated = release time minus one of these (assigned in turn); each > 0. */
+  byMs: number[];
+  /** Release time = anchor + this (>= 0). */
+  releaseAfterMs: number;
+}
+
 export interface SimBlob {
-  contentType: string;
-  contentId: string;
-  contentUri: string;
+  readonly contentType: string;
+  readonly contentId: string;
+  readonly contentUri: string;
   /** ISO-8601 UTC with milliseconds and Z, like the real listing. */
-  contentCreated: string;
-  contentExpiration: string;
-  /** ms epoch from which the blob is listed (late blobs: after contentCreated). */
-  availableAt: number;
-  records: AuditRecord[];
+  readonly contentCreated: string;
+  readonly contentExpiration: string;
+  /** ms epoch (simulator clock) from which the blob is listed (late blobs: after contentCreated). */
+  readonly availableAt: number;
+  /** Number of records in the body. */
+  readonly recordCount: number;
+  /**
+   * The records, parsed from the served body on every access (the simulator keeps only the
+   * bytes): a fresh array each time, so read it once into a variable in loops.
+   */
+  readonly records: AuditRecord[];
 }
 
 export type FaultRoute = 'token' | 'list' | 'content' | 'blob' | 'start' | 'any';
-export type FaultKind = '429' | '403-AF429' | '500' | '503' | 'reset' | 'truncate' | 'slow' | 'expire-token';
+export type FaultKind =
+  | '429'
+  | '403-AF429'
+  | '500'
+  | '503'
+  | 'reset'
+  | 'truncate'
+  | 'slow'
+  | 'expire-token'
+  | '404'
+  | 'html'
+  | 'not-array'
+  | 'invalid-json'
+  | 'subscription-disabled';
 
+/** One fault: the kinds, their default routes and where each applies are listed in fault-spec.ts. */
 export interface Fault {
   route: FaultRoute;
   kind: FaultKind;
@@ -86,7 +133,7 @@ export interface Fault {
   count: number;
   /** For 'slow': wait this long before answering (default 2000). */
   delayMs?: number;
-  /** For '429' (and '503'): send Retry-After with this many seconds. */
+  /** For '429' and '503': send Retry-After with this many seconds. */
   retryAfterSeconds?: number;
 }
 
@@ -108,6 +155,8 @@ export interface Simulator {
   clientId: string;
   clientSecret: string;
   caPem: string;
+  /** The simulator clock (ms epoch): `now()` of the options plus clockOffsetMs. */
+  now(): number;
   blobs(): readonly SimBlob[];
   addRecords(
     records: AuditRecord[],

@@ -581,11 +581,14 @@ describe('management API simulator', () => {
       await assert.rejects(c.call('GET', blob.contentUri, { token }));
       sim.injectFault({ route: 'blob', kind: 'truncate', count: 1 });
       await assert.rejects(c.call('GET', blob.contentUri, { token }));
-      sim.injectFault({ route: 'list', kind: 'slow', count: 1, delayMs: 300 });
-      const t0 = Date.now();
-      assert.equal((await c.call('GET', `${c.root}/subscriptions/list`, { token })).status, 200);
-      assert.ok(Date.now() - t0 >= 290);
-      assert.equal((await c.call('GET', blob.contentUri, { token })).status, 200);
+      // Slow: a request sent after the slowed one is answered first; the slowed one then succeeds.
+      sim.injectFault({ route: 'list', kind: 'slow', count: 1, delayMs: 1500 });
+      const order: string[] = [];
+      const slow = c.call('GET', `${c.root}/subscriptions/list`, { token }).then((r) => (order.push('slow'), r));
+      const fast = c.call('GET', blob.contentUri, { token }).then((r) => (order.push('fast'), r));
+      const [s, f] = await Promise.all([slow, fast]);
+      assert.deepEqual([s.status, f.status], [200, 200]);
+      assert.deepEqual(order, ['fast', 'slow']);
     });
 
     it('expires the presented token (401) and throttles the token endpoint', async () => {
@@ -677,19 +680,312 @@ describe('simulator with a corpus', () => {
 });
 
 describe('simulator shutdown', () => {
-  it('closes with keep-alive connections open and leaves the port closed', async () => {
+  // A close that waited for the slow answer would exceed the test timeout (60 s fault, 10 s limit).
+  it('closes with keep-alive connections open and leaves the port closed', { timeout: 10_000 }, async () => {
     const sim = await startSimulator({ records: 10 });
     const agent = new https.Agent({ ca: sim.caPem, keepAlive: true });
     const c = client(sim, agent);
     await c.token();
     sim.injectFault({ route: 'token', kind: 'slow', count: 1, delayMs: 60_000 });
     const pending = c.token().catch((e: Error) => e);
-    await new Promise((r) => setTimeout(r, 100));
-    const t0 = Date.now();
+    while (sim.stats().faultsServed === 0) await new Promise((r) => setTimeout(r, 10)); // the slow request has arrived
     await sim.close();
-    assert.ok(Date.now() - t0 < 2000, 'close waited for a slow request');
     assert.ok((await pending) instanceof Error);
     await assert.rejects(fetch(`${sim.loginUrl}/common/discovery/instance`, { agent: new https.Agent({ ca: sim.caPem }) }), /ECONNREFUSED/);
     agent.destroy();
+  });
+});
+
+/** Follows NextPageUri to the end of a listing; every page must be a 200 JSON array. */
+async function listAll(c: ReturnType<typeof client>, token: string, first: string): Promise<any[]> {
+  const items: any[] = [];
+  let url: string | undefined = first;
+  while (url) {
+    const r = await c.call('GET', url, { token });
+    assert.equal(r.status, 200, r.text);
+    assert.ok(Array.isArray(r.json), r.text);
+    items.push(...r.json);
+    url = r.headers['nextpageuri'];
+  }
+  return items;
+}
+
+const DAY = 24 * HOUR;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+describe('faults a proxy or a broken service would serve', () => {
+  let sim: Simulator;
+  let agent: https.Agent;
+  let c: ReturnType<typeof client>;
+  let token: string;
+  let blob: SimBlob;
+  const ct = 'Audit.Exchange';
+  before(async () => {
+    // One fault armed from the start (SimulatorOptions.faults): the first listing meets it.
+    sim = await startSimulator({ seed: 21, records: 800, pageSize: 500, faults: [{ kind: '500', route: 'content', count: 1 }] });
+    agent = new https.Agent({ ca: sim.caPem, keepAlive: true });
+    c = client(sim, agent);
+    token = await c.token();
+    assert.equal((await c.call('POST', `${c.root}/subscriptions/start?contentType=${ct}`, { token })).status, 200);
+    blob = sim.blobs().find((b) => b.contentType === ct && b.recordCount > 3)!;
+  });
+  after(async () => {
+    agent.destroy();
+    await sim.close();
+  });
+  const listing = () => c.call('GET', `${c.root}/subscriptions/content?contentType=${ct}`, { token });
+
+  it('serves a fault armed at start to the first matching request only', async () => {
+    const first = await listing();
+    assert.equal(first.status, 500);
+    assert.equal(first.json.error.code, 'AF50000');
+    assert.equal((await listing()).status, 200);
+    assert.equal(sim.stats().faultsServed, 1);
+  });
+
+  it('404: a bare 404, empty body, no AF code', async () => {
+    sim.injectFault({ kind: '404', route: 'blob', count: 1 });
+    const r = await c.call('GET', blob.contentUri, { token });
+    assert.equal(r.status, 404);
+    assert.equal(r.text, '');
+    assert.equal(r.headers['content-type'], undefined);
+    assert.equal((await c.call('GET', blob.contentUri, { token })).status, 200);
+  });
+
+  it('html: a 502 text/html page, on the token endpoint as on the API', async () => {
+    sim.injectFault({ kind: 'html', route: 'any', count: 2 });
+    const t = await c.postToken({ grant_type: 'client_credentials', client_id: sim.clientId, client_secret: sim.clientSecret, scope: `${MANAGE}/.default` });
+    const l = await listing();
+    for (const r of [t, l]) {
+      assert.equal(r.status, 502);
+      assert.equal(r.headers['content-type'], 'text/html');
+      assert.match(r.text, /^<html>[\s\S]*Bad Gateway[\s\S]*<\/html>/);
+      assert.equal(r.json, undefined, 'not JSON');
+    }
+    assert.equal((await listing()).status, 200);
+  });
+
+  it('not-array: 200 with a JSON object around the records, or around the listing', async () => {
+    sim.injectFault({ kind: 'not-array', route: 'blob', count: 1 });
+    const r = await c.call('GET', blob.contentUri, { token });
+    assert.equal(r.status, 200);
+    assert.equal(Array.isArray(r.json), false);
+    assert.deepEqual(r.json, { value: blob.records });
+    sim.injectFault({ kind: 'not-array', route: 'content', count: 1 });
+    const l = await listing();
+    assert.equal(l.status, 200);
+    assert.ok(!Array.isArray(l.json) && Array.isArray(l.json.value) && l.json.value.length > 0);
+    assert.ok(Array.isArray((await listing()).json));
+  });
+
+  it('invalid-json: 200 application/json, fully delivered, not JSON', async () => {
+    sim.injectFault({ kind: 'invalid-json', route: 'blob', count: 1 });
+    const r = await c.call('GET', blob.contentUri, { token });
+    assert.equal(r.status, 200);
+    assert.match(r.headers['content-type'] ?? '', /^application\/json/);
+    assert.equal(Number(r.headers['content-length']), Buffer.byteLength(r.text), 'the whole (broken) body arrives: not a truncation');
+    assert.throws(() => JSON.parse(r.text), SyntaxError);
+    const good = await c.call('GET', blob.contentUri, { token });
+    assert.equal(Buffer.byteLength(r.text), Buffer.byteLength(good.text) - 1, 'the real body less its closing bracket');
+  });
+
+  it('a body fault never turns a refused request into a 200', async () => {
+    sim.injectFault({ kind: 'invalid-json', route: 'blob', count: 1 });
+    const r = await c.call('GET', blob.contentUri, { token: 'not.a.token' });
+    assert.equal(r.status, 401);
+    assert.equal(r.json.Message, 'Authorization has been denied for this request.');
+    assert.equal((await c.call('GET', blob.contentUri, { token })).json.length, blob.recordCount, 'the fault was spent on the refused request');
+  });
+});
+
+describe('subscription-disabled fault', () => {
+  let now = Date.now();
+  let sim: Simulator;
+  let agent: https.Agent;
+  let c: ReturnType<typeof client>;
+  let token: string;
+  before(async () => {
+    sim = await startSimulator({ seed: 8, records: 1500, pageSize: 500, now: () => now });
+    agent = new https.Agent({ ca: sim.caPem, keepAlive: true });
+    c = client(sim, agent);
+    token = await c.token();
+  });
+  after(async () => {
+    agent.destroy();
+    await sim.close();
+  });
+  const start = (ct: string) => c.call('POST', `${c.root}/subscriptions/start?contentType=${ct}`, { token });
+  const window = (ct: string, from: number, to: number) => `${c.root}/subscriptions/content?contentType=${ct}&startTime=${iso(from)}&endTime=${iso(to)}`;
+
+  it('waits for an enabled subscription, answers AF20023, and after a restart lists only content from then on', async () => {
+    const ct = 'Audit.Exchange';
+    const t0 = now;
+    assert.equal((await start(ct)).status, 200);
+    const before = await listAll(c, token, window(ct, t0 - 22 * HOUR, t0 + HOUR));
+    assert.ok(before.length > 0);
+    sim.injectFault({ kind: 'subscription-disabled', route: 'content', count: 1 });
+    // A listing of a content type never started does not spend it (AF20022 as always).
+    const other = await c.call('GET', window('Audit.General', t0 - HOUR, t0), { token });
+    assert.equal(other.json.error.code, 'AF20022');
+    assert.equal(sim.stats().faultsServed, 0);
+
+    const hit = await c.call('GET', window(ct, t0 - 22 * HOUR, t0 + HOUR), { token });
+    assert.equal(hit.status, 400);
+    assert.equal(hit.json.error.code, 'AF20023');
+    assert.equal(sim.stats().faultsServed, 1);
+    assert.deepEqual((await c.call('GET', `${c.root}/subscriptions/list`, { token })).json, [{ contentType: ct, status: 'disabled', webhook: null }]);
+    assert.equal((await c.call('GET', before[0].contentUri, { token })).json.error.code, 'AF20023', 'its blobs are out of reach too');
+    assert.equal((await c.call('GET', window(ct, t0 - 22 * HOUR, t0 + HOUR), { token })).json.error.code, 'AF20023', 'disabled until restarted');
+
+    now += 60_000;
+    assert.equal((await start(ct)).status, 200);
+    assert.deepEqual(await listAll(c, token, window(ct, t0 - 22 * HOUR, now + HOUR)), [], 'content from before the restart is gone for good');
+    const [fresh] = sim.addRecords([{ Id: randomUUID(), Workload: 'Exchange', Operation: 'Send', RecordType: 2, CreationTime: iso(now - 5000).slice(0, 19) }], { contentCreated: now });
+    now += 1000;
+    const after = await listAll(c, token, window(ct, t0 - 22 * HOUR, now + HOUR));
+    assert.deepEqual(after.map((i) => i.contentId), [fresh!.contentId]);
+  });
+
+  it('on the blob route, disables the content type of the blob fetched', async () => {
+    const ct = 'Audit.SharePoint';
+    assert.equal((await start(ct)).status, 200);
+    const blob = sim.blobs().find((b) => b.contentType === ct && b.availableAt <= now)!;
+    sim.injectFault({ kind: 'subscription-disabled', route: 'blob', count: 1 });
+    const r = await c.call('GET', blob.contentUri, { token });
+    assert.equal(r.status, 400);
+    assert.equal(r.json.error.code, 'AF20023');
+    assert.equal((await c.call('GET', window(ct, now - HOUR, now), { token })).json.error.code, 'AF20023');
+  });
+});
+
+describe('simulator clock offset', () => {
+  const local = Date.now();
+  let sim: Simulator;
+  let agent: https.Agent;
+  let c: ReturnType<typeof client>;
+  before(async () => {
+    sim = await startSimulator({ seed: 3, records: 600, spanHours: 10, now: () => local, clockOffsetMs: -3 * DAY });
+    agent = new https.Agent({ ca: sim.caPem, keepAlive: true });
+    c = client(sim, agent);
+  });
+  after(async () => {
+    agent.destroy();
+    await sim.close();
+  });
+
+  it('stamps the Date header and issues tokens from the offset clock', async () => {
+    const r = await c.call('GET', `${sim.loginUrl}/common/discovery/instance`);
+    assert.equal(r.headers['date'], new Date(local - 3 * DAY).toUTCString());
+    assert.equal(sim.now(), local - 3 * DAY);
+    const claims = JSON.parse(Buffer.from((await c.token()).split('.')[1]!, 'base64url').toString());
+    assert.equal(claims.iat, Math.floor((local - 3 * DAY) / 1000));
+  });
+
+  it('applies the window rules against the offset clock', async () => {
+    const token = await c.token();
+    const ct = 'Audit.General';
+    assert.equal((await c.call('POST', `${c.root}/subscriptions/start?contentType=${ct}`, { token })).status, 200);
+    const list = (from: number, to: number) => c.call('GET', `${c.root}/subscriptions/content?contentType=${ct}&startTime=${iso(from)}&endTime=${iso(to)}`, { token });
+    const apiNow = local - 3 * DAY;
+    // 9 days before the local clock is only 6 days before the API's: accepted.
+    assert.equal((await list(local - 9 * DAY, local - 9 * DAY + HOUR)).status, 200);
+    // 7 days and a minute before the API's clock: refused, though only 4 days before the local one.
+    const old = await list(apiNow - 7 * DAY - 60_000, apiNow - 7 * DAY + HOUR);
+    assert.equal(old.status, 400);
+    assert.equal(old.json.error.code, 'AF20055');
+    // Omitted window = the API's last 24 h, which holds the generated data.
+    const items = await listAll(c, token, `${c.root}/subscriptions/content?contentType=${ct}`);
+    assert.equal(items.length, sim.blobs().filter((b) => b.contentType === ct).length);
+  });
+
+  it('generates the data relative to the offset clock', () => {
+    const apiNow = local - 3 * DAY;
+    for (const b of sim.blobs()) {
+      const created = Date.parse(b.contentCreated);
+      assert.ok(created <= apiNow && created >= apiNow - 10 * HOUR, b.contentCreated);
+      assert.ok(b.availableAt <= apiNow);
+    }
+  });
+});
+
+describe('late release', () => {
+  const t0 = Date.now();
+  const releaseAt = t0 + 20_000;
+  const byMs = [30 * HOUR, 6 * DAY];
+  let now = t0;
+  let sim: Simulator;
+  let agent: https.Agent;
+  let c: ReturnType<typeof client>;
+  let token: string;
+  let held: SimBlob[];
+  before(async () => {
+    sim = await startSimulator({ seed: 12, records: 3000, pageSize: 25, now: () => now, lateRelease: { fraction: 0.1, byMs, releaseAfterMs: 20_000 } });
+    agent = new https.Agent({ ca: sim.caPem, keepAlive: true });
+    c = client(sim, agent);
+    token = await c.token();
+    for (const ct of ['Audit.AzureActiveDirectory', 'Audit.Exchange', 'Audit.SharePoint', 'Audit.General', 'DLP.All']) {
+      assert.equal((await c.call('POST', `${c.root}/subscriptions/start?contentType=${ct}`, { token })).status, 200);
+    }
+    held = sim.blobs().filter((b) => b.availableAt > t0);
+  });
+  after(async () => {
+    agent.destroy();
+    await sim.close();
+  });
+
+  /** Every listed contentId of the windows around the two release dates, all content types. */
+  async function listedAroundRelease(): Promise<any[]> {
+    const out: any[] = [];
+    for (const ct of new Set(held.map((b) => b.contentType))) {
+      for (const by of byMs) {
+        const created = releaseAt - by;
+        out.push(...(await listAll(c, token, `${c.root}/subscriptions/content?contentType=${ct}&startTime=${iso(created - HOUR)}&endTime=${iso(created + HOUR)}`)));
+      }
+    }
+    return out;
+  }
+
+  it('holds back about the given share of blobs, dated 30 h and 6 days before the release in turn', () => {
+    const all = sim.blobs();
+    assert.ok(held.length >= all.length * 0.05 && held.length <= all.length * 0.15, `${held.length}/${all.length}`);
+    held.forEach((b, i) => {
+      assert.equal(b.availableAt, releaseAt);
+      assert.equal(b.contentCreated, iso(releaseAt - byMs[i % 2]!));
+      assert.equal(b.contentExpiration, iso(releaseAt - byMs[i % 2]! + 7 * DAY));
+    });
+  });
+
+  it('neither lists nor serves them before the release time', async () => {
+    now = releaseAt - 1;
+    const listed = new Set((await listedAroundRelease()).map((i) => i.contentId));
+    for (const b of held) assert.ok(!listed.has(b.contentId), 'listed before its release');
+    const r = await c.call('GET', held[0]!.contentUri, { token });
+    assert.equal(r.status, 404);
+    assert.equal(r.json.error.code, 'AF20050');
+  });
+
+  it('lists every one exactly once at the release time, with its contentCreated, and serves its records', async () => {
+    now = releaseAt;
+    const items = await listedAroundRelease();
+    const heldIds = new Set(held.map((b) => b.contentId));
+    const ids = items.map((i) => i.contentId).filter((id) => heldIds.has(id));
+    assert.equal(ids.length, held.length);
+    assert.equal(new Set(ids).size, held.length);
+    const byId = new Map(held.map((b) => [b.contentId, b]));
+    for (const i of items) if (heldIds.has(i.contentId)) assert.equal(i.contentCreated, byId.get(i.contentId)!.contentCreated);
+    for (const b of held.slice(0, 4)) {
+      const r = await c.call('GET', b.contentUri, { token });
+      assert.equal(r.status, 200);
+      assert.deepEqual(r.json, b.records);
+      for (const rec of r.json) assert.ok(Date.parse(`${rec.CreationTime}Z`) < Date.parse(b.contentCreated), 'events older than their blob');
+    }
+  });
+
+});
+
+describe('simulator option checks', () => {
+  it('refuses a late-release duration beyond the retention, and a fault that could never be served', async () => {
+    await assert.rejects(startSimulator({ records: 1, lateRelease: { fraction: 0.5, byMs: [7 * DAY], releaseAfterMs: 0 } }), /lateRelease\.byMs must each be > 0 and at most/);
+    await assert.rejects(startSimulator({ records: 1, faults: [{ kind: 'expire-token', route: 'token', count: 1 }] }), /^Error: startSimulator: faults: expire-token@token: kind 'expire-token' cannot hit route 'token'/);
   });
 });

@@ -1,11 +1,19 @@
-/** Pure rules of the simulator: time parsing, window validation, paging tokens, listing, assertions. */
+/**
+ * Pure rules of the simulator: time parsing, window validation, paging tokens, listing, assertions,
+ * the fault catalogue and `--fault` parser, body faults, late release, and the `simulate` flags.
+ */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { listenFailure, parseSignedDuration, simulatorOptions, type SimulateArgs } from '../../src/commands/simulate.ts';
+import { CollectorError } from '../../src/errors.ts';
 import { checkClientAssertion, JtiStore, type RegisteredCertificate } from '../../src/simulator/assertion.ts';
 import { ContentStore, makeContentId } from '../../src/simulator/content-store.ts';
-import { serialiseRecords } from '../../src/simulator/corpus.ts';
-import { RequestQuota } from '../../src/simulator/faults.ts';
+import { renderRecords } from '../../src/simulator/corpus.ts';
+import { faultApplies, faultProblem, FAULT_KIND_NAMES, FAULT_KINDS, formatFault, parseFaultSpec } from '../../src/simulator/fault-spec.ts';
+import { FaultQueue, faultResponse, mangleBody, RequestQuota } from '../../src/simulator/faults.ts';
+import { Rng } from '../../src/simulator/prng.ts';
+import { planBlobTimes } from '../../src/simulator/schedule.ts';
 import { decodePageToken, encodePageToken } from '../../src/simulator/paging.ts';
 import { classify, queryParams } from '../../src/simulator/routes.ts';
 import { signJwt } from '../../src/simulator/jwt.ts';
@@ -71,12 +79,12 @@ describe('content store', () => {
   });
 
   it('lists by window, availability and expiry, in (availableAt, contentId) order, paged', () => {
-    const store = new ContentStore('https://x/api/v1.0/t/activity/feed', 'emea0036', 2 * HOUR, serialiseRecords);
-    const a = store.add('Audit.General', now - 3 * HOUR, now - 3 * HOUR, [{ n: 1 }]); // expired at now - 1 h
-    const b = store.add('Audit.General', now - HOUR, now - 10 * 60_000, [{ n: 2 }]); // late, listed
-    const c = store.add('Audit.General', now - 50 * 60_000, now - 50 * 60_000, [{ n: 3 }]);
-    const d = store.add('Audit.General', now - 30 * 60_000, now + 60_000, [{ n: 4 }]); // not yet listed
-    store.add('Audit.Exchange', now - HOUR, now - HOUR, [{ n: 5 }]);
+    const store = new ContentStore('https://x/api/v1.0/t/activity/feed', 'emea0036', 2 * HOUR);
+    const a = store.add('Audit.General', now - 3 * HOUR, now - 3 * HOUR, renderRecords([{ n: 1 }])); // expired at now - 1 h
+    const b = store.add('Audit.General', now - HOUR, now - 10 * 60_000, renderRecords([{ n: 2 }])); // late, listed
+    const c = store.add('Audit.General', now - 50 * 60_000, now - 50 * 60_000, renderRecords([{ n: 3 }]));
+    const d = store.add('Audit.General', now - 30 * 60_000, now + 60_000, renderRecords([{ n: 4 }])); // not yet listed
+    store.add('Audit.Exchange', now - HOUR, now - HOUR, renderRecords([{ n: 5 }]));
     const q = { contentType: 'Audit.General', startMs: now - 4 * HOUR, endMs: now, nowMs: now, visibleFromMs: -Infinity, after: null, limit: 10 };
     assert.deepEqual(store.list(q).items.map((x) => x.contentId), [c.contentId, b.contentId]);
     const first = store.list({ ...q, limit: 1 });
@@ -87,6 +95,40 @@ describe('content store', () => {
     assert.equal(store.list({ ...q, nowMs: now - 4 * HOUR + 1 }).items.length, 0);
     assert.equal(store.list({ ...q, nowMs: now - 2.5 * HOUR }).items.some((x) => x.contentId === a.contentId), true);
     assert.equal(a.contentExpiration, new Date(now - HOUR).toISOString());
+  });
+
+  it('pages through many blobs added out of order: each once, in listing order, the cursor found by search', () => {
+    const store = new ContentStore('https://x/api/v1.0/t/activity/feed', 'emea0036', 7 * 24 * HOUR);
+    const rng = new Rng(4);
+    for (let i = 0; i < 300; i++) {
+      const created = now - rng.int(1, 20 * 60) * 60_000;
+      store.add('Audit.General', created, created + rng.int(0, 2) * 60_000, renderRecords([{ i }]));
+    }
+    const q = { contentType: 'Audit.General', startMs: now - 24 * HOUR, endMs: now, nowMs: now, visibleFromMs: -Infinity, limit: 7 };
+    const seen: string[] = [];
+    let after = null;
+    for (;;) {
+      const page = store.list({ ...q, after });
+      seen.push(...page.items.map((x) => x.contentId));
+      if (!page.more) break;
+      after = page.items[page.items.length - 1]!;
+    }
+    const expected = store
+      .blobs()
+      .filter((x) => x.availableAt <= now)
+      .sort((x, y) => x.availableAt - y.availableAt || (x.contentId < y.contentId ? -1 : 1))
+      .map((x) => x.contentId);
+    assert.deepEqual(seen, expected);
+  });
+
+  it('holds each body as bytes and parses records on demand', () => {
+    const store = new ContentStore('https://x/api/v1.0/t/activity/feed', 'emea0036', HOUR);
+    const blob = store.add('Audit.General', now, now, renderRecords([{ a: 1 }, { b: 'é' }]));
+    assert.ok(Buffer.isBuffer(blob.body));
+    assert.equal(blob.body.toString('utf8'), '[{"a":1},{"b":"é"}]');
+    assert.equal(blob.recordCount, 2);
+    assert.deepEqual(blob.records, [{ a: 1 }, { b: 'é' }]);
+    assert.notEqual(blob.records, blob.records, 'a fresh parse each time: nothing cached');
   });
 });
 
@@ -149,8 +191,218 @@ describe('request quota', () => {
     assert.equal(q.check('blob', 'pub', t + 1), null);
     const refused = q.check('blob', 'pub', t + 2);
     assert.equal(refused?.status, 403);
-    assert.deepEqual(JSON.parse(refused!.body), { error: { code: 'AF429', message: 'Too many requests. Method=GetBlob, PublisherId=pub' } });
+    assert.deepEqual(JSON.parse(String(refused!.body)), { error: { code: 'AF429', message: 'Too many requests. Method=GetBlob, PublisherId=pub' } });
     assert.equal(q.check('content', undefined, t + 3), null, 'another pool');
     assert.equal(q.check('blob', 'pub', t + 60_000), null, 'next minute');
+  });
+});
+
+describe('--fault KIND[@ROUTE][:COUNT]', () => {
+  const good: [string, object][] = [
+    ['500', { kind: '500', route: 'any', count: 1 }],
+    ['429@content:3', { kind: '429', route: 'content', count: 3 }],
+    ['403-AF429@blob', { kind: '403-AF429', route: 'blob', count: 1 }],
+    ['404', { kind: '404', route: 'blob', count: 1 }],
+    ['html', { kind: 'html', route: 'any', count: 1 }],
+    ['html@token:2', { kind: 'html', route: 'token', count: 2 }],
+    ['not-array', { kind: 'not-array', route: 'blob', count: 1 }],
+    ['not-array@content', { kind: 'not-array', route: 'content', count: 1 }],
+    ['invalid-json', { kind: 'invalid-json', route: 'blob', count: 1 }],
+    ['invalid-json@token', { kind: 'invalid-json', route: 'token', count: 1 }],
+    ['subscription-disabled', { kind: 'subscription-disabled', route: 'content', count: 1 }],
+    ['subscription-disabled@list', { kind: 'subscription-disabled', route: 'list', count: 1 }],
+    ['truncate:2', { kind: 'truncate', route: 'blob', count: 2 }],
+    ['reset@start', { kind: 'reset', route: 'start', count: 1 }],
+    ['expire-token@content:12', { kind: 'expire-token', route: 'content', count: 12 }],
+  ];
+  for (const [text, fault] of good) it(`parses ${text}`, () => assert.deepEqual(parseFaultSpec(text), { fault }));
+
+  it('gives slow its --slow-ms and 429/503 their --retry-after, and nothing to other kinds', () => {
+    const settings = { delayMs: 300, retryAfterSeconds: 7 };
+    assert.deepEqual(parseFaultSpec('slow@list', settings), { fault: { kind: 'slow', route: 'list', count: 1, delayMs: 300 } });
+    assert.deepEqual(parseFaultSpec('429', settings), { fault: { kind: '429', route: 'any', count: 1, retryAfterSeconds: 7 } });
+    assert.deepEqual(parseFaultSpec('503:2', settings), { fault: { kind: '503', route: 'any', count: 2, retryAfterSeconds: 7 } });
+    assert.deepEqual(parseFaultSpec('500', settings), { fault: { kind: '500', route: 'any', count: 1 } });
+  });
+
+  const bad: [string, RegExp][] = [
+    ['418', /unknown kind '418' \(one of 429, 403-AF429, 500, 503, reset, truncate, slow, expire-token, 404, html, not-array, invalid-json, subscription-disabled\)/],
+    ['500@nowhere', /unknown route 'nowhere' \(one of token, list, content, blob, start, any\)/],
+    ['500:0', /COUNT must be a positive integer, got '0'/],
+    ['500:-1', /COUNT must be a positive integer/],
+    ['500:1.5', /COUNT must be a positive integer/],
+    ['500:', /COUNT must be a positive integer/],
+    ['500@', /unknown route ''/],
+    ['', /unknown kind ''/],
+    ['500@blob@list', /unknown route 'blob@list'/],
+    ['not-array@token', /kind 'not-array' cannot hit route 'token' \(one of list, content, blob, any\)/],
+    ['expire-token@token', /kind 'expire-token' cannot hit route 'token'/],
+    ['subscription-disabled@start', /cannot hit route 'start' \(one of list, content, blob, any\)/],
+  ];
+  for (const [text, re] of bad) {
+    it(`refuses ${JSON.stringify(text)} naming the valid values`, () => {
+      const r = parseFaultSpec(text);
+      assert.ok('problem' in r, `accepted ${text}`);
+      assert.match(r.problem, re);
+      assert.ok(!r.problem.includes('\n'), 'one line');
+    });
+  }
+
+  it('gives every kind a default route it can hit, and formats what it parses', () => {
+    for (const kind of FAULT_KIND_NAMES) {
+      const { defaultRoute } = FAULT_KINDS[kind];
+      assert.equal(faultProblem({ kind, route: defaultRoute, count: 1 }), null, kind);
+      const r = parseFaultSpec(kind);
+      assert.ok('fault' in r);
+      assert.equal(formatFault(r.fault), `${kind}@${defaultRoute}:1`);
+      assert.deepEqual(parseFaultSpec(formatFault(r.fault)), r);
+    }
+    assert.deepEqual(new Set(FAULT_KIND_NAMES), new Set(Object.keys(FAULT_KINDS)));
+  });
+});
+
+describe('fault queue', () => {
+  it("matches 'any' only to routes the kind applies to, in injection order, `count` times", () => {
+    const q = new FaultQueue();
+    q.inject({ kind: 'not-array', route: 'any', count: 1 });
+    q.inject({ kind: '500', route: 'any', count: 2 });
+    assert.equal(q.take('token')?.kind, '500', 'not-array never hits the token endpoint');
+    assert.equal(q.take('start')?.kind, '500');
+    assert.equal(q.take('metadata'), null, 'never metadata');
+    assert.equal(q.take('blob')?.kind, 'not-array');
+    assert.equal(q.take('blob'), null);
+  });
+
+  it('keeps a fault armed while the caller says it would have no effect yet', () => {
+    const q = new FaultQueue();
+    q.inject({ kind: 'subscription-disabled', route: 'content', count: 1 });
+    assert.equal(q.take('content', () => false), null);
+    assert.deepEqual(q.armed(), [{ kind: 'subscription-disabled', route: 'content', count: 1 }]);
+    assert.equal(q.take('content', () => true)?.kind, 'subscription-disabled');
+    assert.deepEqual(q.armed(), []);
+  });
+
+  it('refuses a fault that could never be served', () => {
+    const q = new FaultQueue();
+    assert.throws(() => q.inject({ kind: 'expire-token', route: 'token', count: 1 }), /^Error: injectFault: kind 'expire-token' cannot hit route 'token'/);
+    assert.throws(() => q.inject({ kind: 'nope' as never, route: 'blob', count: 1 }), /unknown kind 'nope'/);
+    assert.equal(faultApplies('invalid-json', 'token'), true);
+    assert.equal(faultApplies('subscription-disabled', 'token'), false);
+  });
+});
+
+describe('proxy-style and body faults', () => {
+  const ok = { status: 200, headers: { 'Content-Type': 'application/json; charset=utf-8' }, body: Buffer.from('[{"Id":"a","N":1},{"Id":"b","T":"é"}]') };
+
+  it('404: no AF code, empty body; html: a 502 text/html page', () => {
+    const nf = faultResponse({ kind: '404', route: 'blob', count: 1 }, 'blob', undefined, now)!;
+    assert.deepEqual([nf.status, String(nf.body), nf.headers['Content-Type']], [404, '', undefined]);
+    const html = faultResponse({ kind: 'html', route: 'any', count: 1 }, 'token', undefined, now)!;
+    assert.equal(html.status, 502);
+    assert.equal(html.headers['Content-Type'], 'text/html');
+    assert.match(String(html.body), /^<html>[\s\S]*Bad Gateway[\s\S]*<\/html>\r\n$/);
+  });
+
+  it('not-array wraps the array in an object', () => {
+    const r = mangleBody('not-array', ok);
+    const value = JSON.parse(String(r.body));
+    assert.equal(r.status, 200);
+    assert.equal(Array.isArray(value), false);
+    assert.deepEqual(value, { value: JSON.parse(String(ok.body)) });
+  });
+
+  it('invalid-json keeps 200 application/json with a body that does not parse', () => {
+    const r = mangleBody('invalid-json', ok);
+    assert.equal(r.status, 200);
+    assert.match(r.headers['Content-Type']!, /^application\/json/);
+    assert.throws(() => JSON.parse(String(r.body)), SyntaxError);
+    assert.equal(r.body.length, ok.body.length - 1, 'closing bracket dropped');
+    const tiny = mangleBody('invalid-json', { ...ok, body: '[]' });
+    assert.throws(() => JSON.parse(String(tiny.body)), SyntaxError);
+    const empty = mangleBody('invalid-json', { status: 200, headers: {}, body: '' });
+    assert.throws(() => JSON.parse(String(empty.body)), SyntaxError);
+  });
+
+  it('leaves an error answer alone: a refused request is never turned into a 200', () => {
+    const denied = { status: 401, headers: {}, body: '{"Message":"Authorization has been denied for this request."}' };
+    assert.equal(mangleBody('not-array', denied), denied);
+    assert.equal(mangleBody('invalid-json', denied), denied);
+  });
+});
+
+describe('late release schedule', () => {
+  const anchor = now;
+  const releaseAt = anchor + 20_000;
+  const byMs = [30 * HOUR, 6 * 24 * HOUR];
+
+  it('releases the chosen blobs at one time, dated the given durations before it, in turn', () => {
+    const times = planBlobTimes(new Rng(2), 40, { anchor, spanHours: 20, lateFraction: 0, lateMinutes: [2, 30], lateRelease: { fraction: 1, byMs, releaseAt } });
+    times.forEach((t, i) => assert.deepEqual(t, { createdMs: releaseAt - byMs[i % 2]!, availableAt: releaseAt, late: true }));
+  });
+
+  it('picks about the given fraction with the seeded PRNG, the same for the same seed', () => {
+    const plan = (seed: number) => planBlobTimes(new Rng(seed), 2000, { anchor, spanHours: 20, lateFraction: 0, lateMinutes: [2, 30], lateRelease: { fraction: 0.1, byMs, releaseAt } });
+    const held = plan(5).filter((t) => t.availableAt === releaseAt);
+    assert.ok(held.length > 140 && held.length < 260, `${held.length} of 2000`);
+    assert.deepEqual(plan(5), plan(5));
+    for (const t of plan(5)) if (t.availableAt !== releaseAt) assert.ok(t.availableAt <= anchor && t.createdMs === t.availableAt);
+  });
+});
+
+describe('simulate flags', () => {
+  const base: SimulateArgs = { port: 0, seed: 1, records: 100, span: 20, late: 0 };
+  const problem = (a: Partial<SimulateArgs>): string => {
+    try {
+      simulatorOptions({ ...base, ...a });
+    } catch (err) {
+      assert.ok(err instanceof CollectorError);
+      assert.equal(err.code, 'CONFIG_INVALID');
+      return err.message;
+    }
+    return 'accepted';
+  };
+
+  it('turns --fault, --slow-ms, --retry-after, --clock-offset and the late release into options', () => {
+    const o = simulatorOptions({ ...base, faults: ['slow@list', '429:2', 'subscription-disabled'], slowMs: 50, retryAfter: 3, clockOffset: '-3d', late: 0.1, lateBy: ['30h,6d'], lateRelease: 20 });
+    assert.deepEqual(o.faults, [
+      { kind: 'slow', route: 'list', count: 1, delayMs: 50 },
+      { kind: '429', route: 'any', count: 2, retryAfterSeconds: 3 },
+      { kind: 'subscription-disabled', route: 'content', count: 1 },
+    ]);
+    assert.equal(o.clockOffsetMs, -3 * 24 * HOUR);
+    assert.deepEqual(o.lateRelease, { fraction: 0.1, byMs: [30 * HOUR, 6 * 24 * HOUR], releaseAfterMs: 20_000 });
+    assert.equal(o.lateFraction, 0, 'the minutes-late mode is off with a late release');
+    assert.equal(simulatorOptions({ ...base, late: 0.2 }).lateFraction, 0.2, '--late alone keeps its meaning');
+    assert.equal(simulatorOptions({ ...base, lateBy: ['1h', '2h'], lateRelease: 0, late: 1 }).lateRelease?.byMs.length, 2, 'repeated --late-by');
+  });
+
+  const refused: [Partial<SimulateArgs>, RegExp][] = [
+    [{ faults: ['418'] }, /^--fault '418': unknown kind '418' \(one of 429, /],
+    [{ faults: ['500@nowhere'] }, /^--fault '500@nowhere': unknown route 'nowhere' \(one of token, list, content, blob, start, any\)$/],
+    [{ faults: ['500:0'] }, /^--fault '500:0': COUNT must be a positive integer/],
+    [{ slowMs: -1 }, /^--slow-ms must be/],
+    [{ retryAfter: 1.5 }, /^--retry-after must be/],
+    [{ clockOffset: 'soon' }, /^--clock-offset must be a duration with an optional sign/],
+    [{ late: 0.1, lateBy: ['8d'], lateRelease: 20 }, /^--late-by 8d is too far back: at most 6d23h50m/],
+    [{ late: 0.1, lateBy: ['0s'], lateRelease: 20 }, /^--late-by '0s' is not a positive duration/],
+    [{ late: 0.1, lateBy: ['30h'] }, /^--late-by needs --late-release SECONDS/],
+    [{ late: 0.1, lateRelease: 20 }, /^--late-release needs --late-by/],
+    [{ late: 0, lateBy: ['30h'], lateRelease: 20 }, /^--late-by\/--late-release need --late FRACTION above 0/],
+    [{ late: 0.1, lateBy: ['30h'], lateRelease: -1 }, /^--late-release must be a number of seconds >= 0/],
+  ];
+  for (const [args, re] of refused) it(`refuses ${JSON.stringify(args)}`, () => assert.match(problem(args), re));
+
+  it('parses signed durations with the config units', () => {
+    assert.equal(parseSignedDuration('-2h'), -2 * HOUR);
+    assert.equal(parseSignedDuration('+90s'), 90_000);
+    assert.equal(parseSignedDuration('3d'), 3 * 24 * HOUR);
+    assert.equal(parseSignedDuration('0'), 0);
+    for (const bad of ['--2h', '2 hours', '', '-']) assert.equal(parseSignedDuration(bad), undefined, bad);
+  });
+
+  it('says in one line when the port is taken', () => {
+    const err = Object.assign(new Error('listen EADDRINUSE: address already in use 127.0.0.1:4000'), { code: 'EADDRINUSE' });
+    assert.equal(listenFailure(err, '127.0.0.1', 4000), 'cannot listen on 127.0.0.1:4000: port in use (EADDRINUSE); choose another --port or 0');
+    assert.equal(listenFailure(new Error('other'), '127.0.0.1', 4000), undefined);
   });
 });

@@ -4,21 +4,34 @@ import { describe, it } from 'node:test';
 import { contentTypeForRecord } from '../../src/simulator/corpus.ts';
 import { Rng } from '../../src/simulator/prng.ts';
 import { planBlobTimes } from '../../src/simulator/schedule.ts';
-import { generateSynthetic, planCorpus } from '../../src/simulator/synthetic.ts';
-import { CONTENT_TYPES } from '../../src/simulator/types.ts';
+import { generateSynthetic, planCorpus, type PlannedBlob } from '../../src/simulator/synthetic.ts';
+import { CONTENT_TYPES, type AuditRecord } from '../../src/simulator/types.ts';
 
 const anchor = Date.UTC(2025, 4, 20, 12, 0, 0);
 const base = { tenantId: '11111111-2222-4333-8444-555555555555', anchor, spanHours: 20, lateFraction: 0.25, lateMinutes: [2, 30] as [number, number] };
 
+/** A planned blob with its records parsed back from the rendered body. */
+const parsed = (b: PlannedBlob) => ({ ...b, records: JSON.parse(b.body.bytes.toString('utf8')) as AuditRecord[] });
+/** Everything that identifies a plan, bodies as text. */
+const fingerprint = (blobs: PlannedBlob[]) => JSON.stringify(blobs.map((b) => [b.contentType, b.createdMs, b.availableAt, b.body.count, b.body.bytes.toString('utf8')]));
+
 describe('synthetic tenant', () => {
-  const blobs = generateSynthetic({ ...base, seed: 42, records: 4000 });
+  const blobs = generateSynthetic({ ...base, seed: 42, records: 4000 }).map(parsed);
   const records = blobs.flatMap((b) => b.records);
 
   it('is deterministic for a seed, and differs for another seed', () => {
     const again = generateSynthetic({ ...base, seed: 42, records: 4000 });
-    assert.equal(JSON.stringify(again), JSON.stringify(blobs));
+    assert.equal(fingerprint(again), fingerprint(blobs));
     const other = generateSynthetic({ ...base, seed: 43, records: 4000 });
-    assert.notEqual(JSON.stringify(other), JSON.stringify(blobs));
+    assert.notEqual(fingerprint(other), fingerprint(blobs));
+  });
+
+  it('renders each blob once to the bytes served: a JSON array, its count, JSON.stringify of each record', () => {
+    for (const b of blobs) {
+      assert.ok(Buffer.isBuffer(b.body.bytes));
+      assert.equal(b.body.count, b.records.length);
+      assert.equal(b.body.bytes.toString('utf8'), `[${b.records.map((r) => JSON.stringify(r)).join(',')}]`);
+    }
   });
 
   it('produces exactly the requested number of records, each with a unique Id', () => {
@@ -83,20 +96,57 @@ describe('synthetic tenant', () => {
     assert.ok(late > blobs.length * 0.15 && late < blobs.length * 0.35, `late blobs ${late}/${blobs.length}`);
   });
 
-  it('re-delivers records when duplicateFraction is set', () => {
-    const dup = generateSynthetic({ ...base, seed: 42, records: 4000, duplicateFraction: 0.3 });
+  it('re-delivers records when duplicateFraction is set: same Id, same bytes, in a later blob of the same type', () => {
+    const dup = generateSynthetic({ ...base, seed: 42, records: 4000, duplicateFraction: 0.3 }).map(parsed);
     const all = dup.flatMap((b) => b.records);
     const unique = new Set(all.map((r) => r['Id'])).size;
     assert.equal(unique, 4000);
     assert.ok(all.length > 4000);
+    const first = new Map<unknown, { text: string; blob: (typeof dup)[number] }>();
+    for (const b of [...dup].sort((x, y) => x.createdMs - y.createdMs)) {
+      for (const r of b.records) {
+        const seen = first.get(r['Id']);
+        if (!seen) first.set(r['Id'], { text: JSON.stringify(r), blob: b });
+        else {
+          assert.equal(JSON.stringify(r), seen.text, 'a re-delivered record is byte-identical');
+          assert.equal(b.contentType, seen.blob.contentType);
+        }
+      }
+    }
+    for (const b of dup) assert.equal(b.body.count, b.records.length);
   });
 
-  it('generates 20,000 records quickly', () => {
-    const t0 = performance.now();
+  it('generates exactly the requested 20,000 records', () => {
     const big = generateSynthetic({ ...base, seed: 5, records: 20_000 });
-    const ms = performance.now() - t0;
-    assert.equal(big.reduce((n, b) => n + b.records.length, 0), 20_000);
-    assert.ok(ms < 3000, `took ${ms} ms`);
+    assert.equal(big.reduce((n, b) => n + b.body.count, 0), 20_000);
+  });
+});
+
+describe('late release in the synthetic tenant', () => {
+  const releaseAt = anchor + 20_000;
+  const byMs = [30 * 3_600_000, 6 * 86_400_000];
+  const blobs = generateSynthetic({ ...base, lateFraction: 0, seed: 3, records: 6000, lateRelease: { fraction: 0.1, byMs, releaseAt } }).map(parsed);
+
+  it('dates the released blobs the given durations before the release, records as for every blob', () => {
+    const held = blobs.filter((b) => b.availableAt === releaseAt);
+    assert.ok(held.length > 0 && held.length < blobs.length * 0.2, `${held.length}/${blobs.length}`);
+    assert.deepEqual(
+      held.map((b) => releaseAt - b.createdMs),
+      held.map((_, i) => byMs[i % 2]),
+      'durations assigned in turn',
+    );
+    let total = 0;
+    let withinHour = 0;
+    for (const b of held) {
+      for (const r of b.records) {
+        const age = b.createdMs - Date.parse(`${r['CreationTime']}Z`);
+        assert.ok(age >= 3_000 && age <= 5 * 86_400_000, `CreationTime ${r['CreationTime']} vs ${new Date(b.createdMs).toISOString()}`);
+        total += 1;
+        if (age <= 3_600_000) withinHour += 1;
+      }
+    }
+    assert.ok(withinHour >= total * 0.9, `most records are a few seconds to an hour older than their blob: ${withinHour}/${total}`);
+    for (const b of blobs) if (b.availableAt !== releaseAt) assert.ok(b.availableAt === b.createdMs && b.availableAt <= anchor);
   });
 });
 
@@ -113,7 +163,7 @@ describe('blob schedule', () => {
 describe('corpus planning', () => {
   it('keeps every record, in order within a content type, grouped by contentTypeForRecord', () => {
     const corpus = Array.from({ length: 300 }, (_, i) => ({ Id: `r${i}`, Workload: ['Exchange', 'SharePoint', 'OneDrive', 'AzureActiveDirectory', 'Yammer'][i % 5], Operation: i % 7 === 0 ? 'DlpRuleMatch' : 'X' }));
-    const planned = planCorpus(corpus, 1, { anchor, spanHours: 5, lateFraction: 0, lateMinutes: [2, 30] }, contentTypeForRecord);
+    const planned = planCorpus(corpus, 1, { anchor, spanHours: 5, lateFraction: 0, lateMinutes: [2, 30] }, contentTypeForRecord).map(parsed);
     const served = planned.flatMap((b) => b.records);
     assert.equal(served.length, 300);
     for (const b of planned) for (const r of b.records) assert.equal(contentTypeForRecord(r), b.contentType);
