@@ -15,11 +15,14 @@ export interface ServerTls {
 
 const HOUR = 3_600_000;
 
-/** CA + server certificate with SANs DNS localhost, IP 127.0.0.1, IP ::1 and the bind host. */
-export async function generateServerTls(host: string): Promise<ServerTls> {
+/**
+ * CA + server certificate with SANs DNS localhost, IP 127.0.0.1, IP ::1 and the bind host.
+ * `expired`: a server certificate that expired yesterday (for tests of the error a client reports).
+ */
+export async function generateServerTls(host: string, opts: { expired?: boolean } = {}): Promise<ServerTls> {
   // Backdate validity an hour: a client clock slightly behind must not see "not yet valid".
-  const notBeforeDate = new Date(Date.now() - HOUR);
-  const notAfterDate = new Date(Date.now() + 30 * 24 * HOUR);
+  const notBeforeDate = new Date(Date.now() - (opts.expired ? 48 * HOUR : HOUR));
+  const notAfterDate = new Date(Date.now() + (opts.expired ? -24 * HOUR : 30 * 24 * HOUR));
   const ca = await generate([{ name: 'commonName', value: 'm365-forward simulator CA (ephemeral)' }], {
     keySize: 2048,
     algorithm: 'sha256',

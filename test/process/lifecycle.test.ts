@@ -6,11 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml, stringify } from 'yaml';
+import { generateServerTls } from '../../src/simulator/tls.ts';
 import { runCli, spawnCli, startSimulateProcess } from '../helpers/cli.ts';
 import { startForwardReceiver } from '../helpers/forward-receiver.ts';
 
@@ -133,5 +135,45 @@ describe('clear errors, never a stack trace', () => {
     assert.match(r.stderr, /is not usable: not valid JSON/);
     assert.ok(!r.stderr.includes('abc8Q~'), 'the file content is not quoted');
     assert.equal(readFileSync(v.state, 'utf8'), text);
+  });
+});
+
+describe('connection problems towards Microsoft are named (not MSAL\'s endpoints_resolution_error)', () => {
+  test('refused, untrusted CA (api.ca_file), expired certificate', async () => {
+    // Nothing listens: refused, retried max_attempts times, then exit 1.
+    const port = await freePort();
+    const refused = variant('refused', (c) => {
+      c.tenants[0].api_url = `https://127.0.0.1:${port}`;
+      c.tenants[0].login_url = `https://127.0.0.1:${port}`;
+      c.polling.max_attempts = 1;
+    });
+    let r = await runCli(['run', '-c', refused.file, '--once'], { timeoutMs: 60_000 });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`connection to 127\\.0\\.0\\.1:${port} refused \\(ECONNREFUSED\\)`));
+    assert.doesNotMatch(r.stderr, /endpoints_resolution_error/);
+    // The simulator's self-signed CA not given: not trusted, and what to do.
+    const untrusted = variant('untrusted', (c) => delete c.api);
+    r = await runCli(['run', '-c', untrusted.file, '--once'], { timeoutMs: 60_000 });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /the TLS certificate of 127\.0\.0\.1:\d+ is not trusted \((UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED_CERT_IN_CHAIN)\): .*set api\.ca_file/);
+    // An expired server certificate (its CA trusted).
+    const tls = await generateServerTls('127.0.0.1', { expired: true });
+    const server = https.createServer({ key: tls.keyPem, cert: tls.certPem }, (_req, res) => res.end('{}'));
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    try {
+      writeFileSync(path.join(dir, 'expired-ca.pem'), tls.caPem);
+      const p = (server.address() as net.AddressInfo).port;
+      const expired = variant('expired', (c) => {
+        c.tenants[0].api_url = `https://127.0.0.1:${p}`;
+        c.tenants[0].login_url = `https://127.0.0.1:${p}`;
+        c.api = { ca_file: path.join(dir, 'expired-ca.pem') };
+      });
+      r = await runCli(['run', '-c', expired.file, '--once'], { timeoutMs: 60_000 });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /the TLS certificate of 127\.0\.0\.1:\d+ has expired \(CERT_HAS_EXPIRED\)/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((res) => server.close(() => res()));
+    }
   });
 });
