@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Config } from '../config/schema.ts';
 import { CollectorError, describeError } from '../errors.ts';
 import { listSubscriptions } from '../management-api/subscriptions.ts';
@@ -15,6 +16,15 @@ import { BACKOFF, backoffDelay } from './backoff.ts';
 import { FeedPoller, type PollResult } from './feed-poller.ts';
 import { statusRecord } from './status.ts';
 import { createTenantRuntime, type TenantRuntime } from './tenant-runtime.ts';
+
+/**
+ * The run's signal has one listener per feed (its window, or its sleep between polls) plus the
+ * status loop and its send: a known bound, so Node still warns about a real leak beyond it.
+ */
+function feedListenerBound(signal: AbortSignal, config: Config): void {
+  const feeds = config.tenants.reduce((n, t) => n + t.contentTypes.length, 0);
+  setMaxListeners(Math.max(10, feeds + 8), signal);
+}
 
 export interface CollectorDeps {
   config: Config;
@@ -151,6 +161,7 @@ export class Collector {
    */
   async runOnce(outer: AbortSignal): Promise<RunSummary> {
     const { controller, done } = childController(outer);
+    feedListenerBound(controller.signal, this.deps.config);
     const stopOnStateError = (err: CollectorError) => controller.abort(err);
     this.deps.store.onError = stopOnStateError;
     try {
@@ -179,6 +190,7 @@ export class Collector {
     // Stops on the caller's signal, or on an error that makes going on pointless (the state
     // cannot be written: records would be delivered without a checkpoint).
     const { controller: stop, done } = childController(outer);
+    feedListenerBound(stop.signal, this.deps.config);
     this.deps.store.onError = (err) => stop.abort(err);
     const signal = stop.signal;
     const { config } = this.deps;

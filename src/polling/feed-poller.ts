@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { Config, TenantConfig } from '../config/schema.ts';
 import { CollectorError, describeError } from '../errors.ts';
 import { ApiCallError, type ApiClient } from '../management-api/api-client.ts';
@@ -143,6 +144,7 @@ export class FeedPoller {
     const d = this.deps;
     const { controller, done } = childController(outer);
     const signal = controller.signal;
+    listenerBound(signal, d.config.polling.concurrency);
     const tasks = new Set<Promise<void>>();
     let failure: StopPoll | undefined;
     const fail = (e: unknown) => {
@@ -255,6 +257,7 @@ export class FeedPoller {
   async #retryDue(r: PollResult, apiNow: number, outer: AbortSignal): Promise<void> {
     const d = this.deps;
     const { controller, done } = childController(outer);
+    listenerBound(controller.signal, d.config.polling.concurrency);
     let failure: StopPoll | undefined;
     const tasks: Promise<void>[] = [];
     try {
@@ -367,6 +370,15 @@ function sortByCreated(blobs: BlobRef[]): BlobRef[] {
     .map((b) => ({ b, t: parseApiTime(b.contentCreated)! }))
     .sort((x, y) => x.t - y.t || (x.b.contentId < y.b.contentId ? -1 : 1))
     .map((x) => x.b);
+}
+
+/**
+ * Each blob in progress listens to its window's signal twice (its output send, its HTTP request)
+ * and the listing loop once, while it waits for a download slot: a known bound, set so that Node
+ * still warns about a real listener leak beyond it.
+ */
+function listenerBound(signal: AbortSignal, concurrency: number): void {
+  setMaxListeners(Math.max(10, 3 * concurrency + 4), signal);
 }
 
 function asCollectorError(err: unknown): CollectorError {

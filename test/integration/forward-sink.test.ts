@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { setMaxListeners } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -157,6 +158,7 @@ test('abort stops every waiting frame at once, and close() returns even when the
   const rx = await startForwardReceiver({ ack: 'never' });
   const sink = new ForwardSink(cfg({ port: rx.port, ackTimeoutMs: 60_000, maxFrameBytes: 4096, maxFramesInFlight: 1 }), silentLogger);
   const ac = new AbortController();
+  setMaxListeners(20, ac.signal); // the test's 20 sends share one signal on purpose
   const sends = Array.from({ length: 20 }, () => sink.send(records(3), ac.signal).then(() => 'resolved', () => 'rejected'));
   await new Promise((r) => setTimeout(r, 300));
   ac.abort(new Error('stop'));
