@@ -16,6 +16,8 @@ import { generateClientCertificate, parseCorpus, startSimulator, type Simulator 
 import { generateServerTls } from '../../src/simulator/tls.ts';
 import { deadLetterPath, DeadLetterFile } from '../../src/state/dead-letter.ts';
 import { StateStore } from '../../src/state/state-store.ts';
+import { Collector } from '../../src/polling/collector.ts';
+import { ForwardSink } from '../../src/sink/forward-sink.ts';
 import { silentLogger } from '../../src/support/logger.ts';
 import { runOnce, simConfig } from '../helpers/collector-harness.ts';
 import { startForwardReceiver, type ForwardReceiver } from '../helpers/forward-receiver.ts';
@@ -311,6 +313,35 @@ test('hard shapes reach the receiver as the same JSON value (big integers exact,
   } finally {
     cleanup();
     await exact.close();
+    await sim.close();
+  }
+});
+
+test('a feed removed from the config is reported with what its retry queue still holds, and kept in the state', async () => {
+  const sim = await startSimulator({ seed: 79, records: 0, spanHours: 2 });
+  rx.entries.length = 0;
+  const { config, cleanup } = simConfig(sim, { port: rx.port, spanHours: 3, patch: (t) => (t.polling.max_attempts = 1) });
+  try {
+    sim.addRecords([{ Id: 'stuck', CreationTime: new Date(Date.now() - 600_000).toISOString().slice(0, 19), Workload: 'SharePoint' }], { contentType: 'Audit.SharePoint', contentCreated: Date.now() - 300_000 });
+    sim.injectFault({ kind: '500', route: 'blob', count: 1 });
+    assert.equal((await runOnce(config)).parked, 1);
+    const fewer = simConfig(sim, { port: rx.port, spanHours: 3, dir: path.dirname(config.state.path), patch: (t) => (t.tenants[0].content_types = ['Audit.Exchange']) });
+    const sink = new ForwardSink(fewer.config.output.forward, silentLogger);
+    const collector = new Collector({ config: fewer.config, sink, store: new StateStore(fewer.config.state.path), log: silentLogger });
+    try {
+      await collector.runOnce(AbortSignal.timeout(60_000));
+      assert.deepEqual(
+        collector.removedFeeds.find((f) => f.key === 'simulator/Audit.SharePoint'),
+        { key: 'simulator/Audit.SharePoint', retryQueue: 1 },
+      );
+      assert.equal(collector.removedFeeds.length, 4);
+    } finally {
+      await collector.close();
+      await sink.close();
+    }
+    assert.equal(new StateStore(config.state.path).load().get('simulator/Audit.SharePoint')!.retry.size, 1, 'kept, not dropped');
+  } finally {
+    cleanup();
     await sim.close();
   }
 });

@@ -1,0 +1,90 @@
+/**
+ * One bad record never costs the others (DESIGN guarantee 4), as an operator meets it: `run --once`
+ * dead-letters a record too large for `output.forward.max_record_bytes` and delivers the rest of
+ * its blob; `deadletter list` shows it; after the limit is raised, `deadletter resend` delivers it.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { parse as parseYaml, stringify } from 'yaml';
+import { runCli, spawnCli, startSimulateProcess } from '../helpers/cli.ts';
+import { startForwardReceiver, type ForwardReceiver } from '../helpers/forward-receiver.ts';
+
+let dir: string;
+let rx: ForwardReceiver;
+let sim: Awaited<ReturnType<typeof startSimulateProcess>>;
+let configFile: string;
+before(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'm365-dl-'));
+  rx = await startForwardReceiver({ bufferMaxSize: 16 * 1024 * 1024 });
+  const t = new Date(Date.now() - 3600_000).toISOString().slice(0, 19);
+  const lines = [
+    { Id: 'before', CreationTime: t, Workload: 'Exchange', Operation: 'Send' },
+    { Id: 'huge', CreationTime: t, Workload: 'Exchange', Operation: 'Send', Body: 'x'.repeat(2_000_000) },
+    { Id: 'after', CreationTime: t, Workload: 'Exchange', Operation: 'Send' },
+  ].map((r) => JSON.stringify(r));
+  const corpus = path.join(dir, 'corpus.ndjson');
+  writeFileSync(corpus, lines.join('\n') + '\n');
+  configFile = path.join(dir, 'sim.yaml');
+  sim = await startSimulateProcess(['--corpus', corpus, '--span', '2', '--write-config', configFile]);
+  const cfg = parseYaml(readFileSync(configFile, 'utf8'));
+  cfg.output.forward.max_record_bytes = 1024 * 1024;
+  writeFileSync(configFile, stringify(cfg));
+});
+after(async () => {
+  await sim?.stop();
+  await rx?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const ids = () => rx.entries.filter((e) => e.tag.startsWith('cloud.')).map((e) => e.record.Id).sort();
+
+test('dead-lettered, listed, then resent after the limit was raised', async () => {
+  const run = await runCli(['run', '-c', configFile, '--once', '--forward-port', String(rx.port)]);
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr, /1 record\(s\) could not be sent and were written to .*\.deadletter\.ndjson \(see `m365-forward deadletter list`\)/);
+  assert.match(run.stderr, /"msg":"record dead-lettered".*"id":"huge"/);
+  assert.deepEqual(ids(), ['after', 'before'], 'the rest of the blob is delivered');
+
+  const list = await runCli(['deadletter', 'list', '-c', configFile]);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, /: 1 record\(s\)/);
+  assert.match(list.stdout, /simulator\/Audit\.Exchange\t.*\tId huge\t2000\d\d\d bytes\tcloud\.office365\.management\.exchange\t.*max_record_bytes = 1048576/);
+  assert.ok(!list.stdout.includes('xxxxxxxxxx'), 'the record itself is not printed');
+
+  // Resend needs the state to itself: refused while a collector runs.
+  const child = spawnCli(['run', '-c', configFile, '--forward-port', String(rx.port)]);
+  const closed = new Promise((r) => child.on('close', r));
+  try {
+    let refused;
+    for (let i = 0; i < 100; i++) {
+      refused = await runCli(['deadletter', 'resend', '-c', configFile, '--forward-port', String(rx.port)]);
+      if (/in use by another m365-forward/.test(refused.stderr)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(refused!.code, 1, refused!.stderr);
+    assert.match(refused!.stderr, /in use by another m365-forward \(pid \d+\)/);
+  } finally {
+    child.kill('SIGTERM');
+    await closed;
+  }
+
+  // Still too large for the current limit: it stays, exit 1.
+  const still = await runCli(['deadletter', 'resend', '-c', configFile, '--forward-port', String(rx.port)]);
+  assert.equal(still.code, 1, still.stdout + still.stderr);
+  assert.match(still.stdout, /resent 0 record\(s\).*1 remain/);
+
+  const cfg = parseYaml(readFileSync(configFile, 'utf8'));
+  cfg.output.forward.max_record_bytes = 4 * 1024 * 1024;
+  writeFileSync(configFile, stringify(cfg));
+  const resent = await runCli(['deadletter', 'resend', '-c', configFile, '--forward-port', String(rx.port)]);
+  assert.equal(resent.code, 0, resent.stdout + resent.stderr);
+  assert.match(resent.stdout, /resent 1 record\(s\) to forward tcp:\/\/127\.0\.0\.1:\d+, every one acknowledged; 0 remain/);
+  assert.deepEqual(ids(), ['after', 'before', 'huge']);
+  const got = rx.entries.find((e) => e.record.Id === 'huge')!;
+  assert.equal((got.record.Body as string).length, 2_000_000);
+  assert.equal(got.tag, 'cloud.office365.management.exchange');
+  assert.match((await runCli(['deadletter', 'list', '-c', configFile])).stdout, /: 0 record\(s\)/);
+});
