@@ -167,13 +167,18 @@ export class Collector {
     try {
       await this.start(controller.signal);
       const ends = new Map(this.tenants.map((t) => [t.tenant, t.clock.now()]));
-      const results = await Promise.all(
+      // Every feed settles (an abort ends them all quickly) before this returns or throws: nothing
+      // may still be changing the state once the caller closes it and releases the lock.
+      const settled = await Promise.allSettled(
         this.feeds.map(async (f) => {
           const r = await f.poll(controller.signal, ends.get(f.deps.tenant));
           if (r.stopRun) controller.abort(r.error);
           return r;
         }),
       );
+      const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+      if (failed) throw failed.reason;
+      const results = settled.map((x) => (x as PromiseFulfilledResult<PollResult>).value);
       await this.emitStatus(controller.signal);
       await this.deps.store.flush().catch(() => {});
       return this.#summarize(results);

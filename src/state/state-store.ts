@@ -56,6 +56,7 @@ export class StateStore {
   #failed?: CollectorError;
   #loaded = false;
   #lock?: StateLock;
+  #closed = false;
   /** Called once when a background write fails (the run must stop: delivery without checkpoints re-sends forever). */
   onError?: (err: CollectorError) => void;
 
@@ -117,6 +118,9 @@ export class StateStore {
 
   /** Records one change; it reaches the disk with the next batch. */
   readonly journal = (op: JournalOp): void => {
+    // After close nothing is written any more (the lock may be gone): a change made while the
+    // process winds down is simply not kept, and at worst a blob is sent again next time.
+    if (this.#closed) return;
     this.#pending.push(JSON.stringify(op));
     if (!this.#timer && !this.#failed) {
       this.#timer = setTimeout(() => {
@@ -146,9 +150,13 @@ export class StateStore {
 
   /** Flushes and closes the journal. */
   async close(): Promise<void> {
+    if (this.#closed) return;
     try {
       if (this.#loaded && (this.#pending.length > 0 || this.#timer)) await this.flush();
     } finally {
+      this.#closed = true;
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
       await this.#chain;
       await this.#fh?.close().catch(() => {});
       this.#fh = undefined;
