@@ -214,7 +214,7 @@ export class FeedPoller {
       }
     }
     cp.baselineDone();
-    if (windows.length) this.log.info('content listed before the initial look-back is skipped; later sweeps deliver anything that appears there afterwards', { blobs: skipped, origin: new Date(cp.s.origin).toISOString() });
+    if (skipped) this.log.info('content listed before the initial look-back is skipped; later sweeps deliver anything that appears there afterwards', { blobs: skipped, origin: new Date(cp.s.origin).toISOString() });
   }
 
   /** The pages of a window; starts the subscription when the API says there is none or it is disabled. */
