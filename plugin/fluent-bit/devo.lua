@@ -32,7 +32,7 @@ limits (Fluent Bit 2.2+ with LuaJIT):
 - `{}` and `[]` stay apart because Fluent Bit 2.2+ gives every table it builds from msgpack a
   metatable whose field `type` is 1 (array) or 2 (map). Older versions do not, and there an empty
   table is written as `{}`.
-- Numbers are LuaJIT doubles: integers are exact up to 2^53 (the same limit as JavaScript).
+- Numbers are LuaJIT doubles: integers are exact up to 2^53; larger ones are rounded, and Fluent Bit (5.1.1) hands integers of 2^63 - 512 and above to Lua as -9223372036854775808 (src/flb_lua.c pushes them through a double into a 64-bit integer). Use output.record_format: devo in the collector where such values matter.
 - Key order is not kept (Lua tables have none); JSON objects are unordered anyway.
 
 Fluent Bit loads this file as a chunk and calls the global named by `call`, so the functions are
