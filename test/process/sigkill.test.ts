@@ -37,6 +37,7 @@ import { startSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { StateStore } from '../../src/state/state-store.ts';
 import { runCli, spawnCli } from '../helpers/cli.ts';
 import { freePort, needFluentBit, startFluentBit, waitFor, type FluentBit } from '../helpers/fluent-bit.ts';
+import { Rng } from '../../src/simulator/prng.ts';
 
 const SIM_SEED = 4242;
 const KILL_SEED = 20_261_201;
@@ -45,16 +46,10 @@ const KILLS = 20;
 const STATUS = 'm365forward.status';
 const QUIET_MS = 600;
 
-/** mulberry32: a small seeded PRNG, so the kill moments are the same on every run. */
+/** The simulator's seeded PRNG (mulberry32), as a function. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

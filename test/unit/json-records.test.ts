@@ -16,6 +16,7 @@ import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpa
 import { ByteWriter } from '../../src/record/byte-writer.ts';
 import { A, B, F, I, M, NIL, S, mpDecode, reference, sameValue, toJs, wellFormed, type V } from '../helpers/msgpack-typed.ts';
 import { JsonBodyError, RecordReader, ensureUtf8, type ReaderOptions, type RecordSlice } from '../../src/record/json-records.ts';
+import { Rng } from '../../src/simulator/prng.ts';
 
 // ---- helpers ------------------------------------------------------------------------------------
 
@@ -47,16 +48,10 @@ function jsonParseAccepts(body: Buffer): boolean {
   }
 }
 
-/** Deterministic PRNG (mulberry32). */
+/** The simulator's seeded PRNG (mulberry32), as a function. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 /** Realistic audit records (shapes of the Management API schema, reference management-api.md §7), ~1–2 KB each. */
