@@ -183,6 +183,8 @@ export class ForwardSink implements Sink {
     const c = this.#conn;
     if (!c) return this.#connect();
     if (!c.open) return;
+    // Frames written in one go leave in one system call (they are small next to its cost here).
+    c.socket.cork();
     while (!c.draining && this.#queue.length > 0 && this.#inFlight.size < this.#window) {
       const f = this.#queue.shift()!;
       f.bytes ??= encodeFrame(f.plan, f.chunk);
@@ -191,6 +193,7 @@ export class ForwardSink implements Sink {
       f.resent = false;
       this.#write(c, f);
     }
+    c.socket.uncork();
   }
 
   #write(c: Connection, f: Frame): void {
