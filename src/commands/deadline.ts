@@ -13,15 +13,20 @@ export function outputStallLimit(ackTimeoutMs: number): number {
   return Math.max(10_000, 2 * ackTimeoutMs);
 }
 
+/** What a one-shot run is waiting for, as the object of "waiting for …". */
 export function waitingFor(h: SinkHealth, output: string): string {
   const secs = Math.round(h.stalledMs / 1000);
-  if (h.waiting && output === 'stdout') return `stdout has taken nothing for ${secs} s (is its reader stuck?)`;
-  if (h.waiting) return `no ack from ${output} for ${secs} s${h.lastError ? ` (${h.lastError})` : ''}`;
+  if (h.waiting && output === 'stdout') return `stdout to take the records (nothing taken for ${secs} s; is its reader stuck?)`;
+  if (h.waiting) return `an ack from ${output} (none for ${secs} s${h.lastError ? `; ${h.lastError}` : ''})`;
   return 'the Management API (listing or downloading content)';
 }
 
+/** Why a one-shot run gives up on its output, or undefined while it is making progress. */
 export function stallVerdict(h: SinkHealth, output: string, stallLimitMs: number): string | undefined {
-  return h.waiting && h.stalledMs >= stallLimitMs ? waitingFor(h, output) : undefined;
+  if (!h.waiting || h.stalledMs < stallLimitMs) return undefined;
+  const secs = Math.round(h.stalledMs / 1000);
+  if (output === 'stdout') return `stdout has taken nothing for ${secs} s (is its reader stuck?)`;
+  return `no ack from ${output} for ${secs} s${h.lastError ? ` (${h.lastError})` : ''}`;
 }
 
 /** A one-shot run that gave up (deadline, or an output that takes nothing): exit 1 with the reason. */

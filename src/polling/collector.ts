@@ -13,7 +13,7 @@ import type { Logger } from '../support/logger.ts';
 import { Semaphore } from '../support/semaphore.ts';
 import { childController, sleep } from '../support/sleep.ts';
 import { BACKOFF, backoffDelay } from './backoff.ts';
-import { FeedPoller, type PollResult } from './feed-poller.ts';
+import { BLOBS_PER_DOWNLOAD_SLOT, FeedPoller, type PollResult } from './feed-poller.ts';
 import { statusRecord } from './status.ts';
 import { createTenantRuntime, type TenantRuntime } from './tenant-runtime.ts';
 
@@ -107,6 +107,7 @@ export class Collector {
     const wanted = new Set<string>();
     for (const rt of this.tenants) {
       const pool = new Semaphore(config.polling.concurrency);
+      const blobs = new Semaphore(config.polling.concurrency * BLOBS_PER_DOWNLOAD_SLOT);
       for (const contentType of rt.tenant.contentTypes) {
         const key = feedKey(rt.tenant.name, contentType);
         wanted.add(key);
@@ -125,7 +126,7 @@ export class Collector {
           cp.s.tenantId = rt.tenant.tenantId; // a version-1 state did not record it
         }
         this.feeds.push(
-          new FeedPoller({ config, tenant: rt.tenant, contentType, api: rt.api, clock: rt.clock, sink: this.deps.sink, format, router, pool, checkpoint: cp, deadLetters: this.deadLetters, log }),
+          new FeedPoller({ config, tenant: rt.tenant, contentType, api: rt.api, clock: rt.clock, sink: this.deps.sink, format, router, pool, blobs, checkpoint: cp, deadLetters: this.deadLetters, log }),
         );
       }
     }

@@ -30,8 +30,13 @@ export interface FeedDeps {
   sink: Sink;
   format: WireFormat;
   router: Router;
-  /** The tenant's download pool (bounds blobs in progress, and so memory). */
+  /** The tenant's download slots: a blob holds one from its download until its records are queued in the output. */
   pool: Semaphore;
+  /**
+   * The tenant's slots for blobs in progress (downloading, or waiting for their acks): with slow
+   * acks, more blobs wait than download, and this bounds them (the output bounds their bytes).
+   */
+  blobs: Semaphore;
   checkpoint: FeedCheckpoint;
   deadLetters: DeadLetterFile;
   log: Logger;
@@ -171,13 +176,13 @@ export class FeedPoller {
             r.late++;
             this.log.info('late blob found', { contentId: blob.contentId, contentCreated: blob.contentCreated, latenessSeconds: Math.round((apiNow - created) / 1000) });
           }
-          // Bounded: the next blob waits for a free download slot, and with it the listing.
-          const release = await d.pool.acquire(signal);
+          // Bounded: the next blob waits for free slots, and with them the listing.
+          const slots = await this.#slots(signal);
           this.#inProgress.add(blob.contentId);
-          const task: Promise<void> = this.#deliver(blob, undefined, r, signal)
+          const task: Promise<void> = this.#deliver(blob, undefined, r, signal, slots.queued)
             .catch(fail)
             .finally(() => {
-              release();
+              slots.done();
               this.#inProgress.delete(blob.contentId);
               tasks.delete(task);
             });
@@ -220,38 +225,68 @@ export class FeedPoller {
   /** The pages of a window; starts the subscription when the API says there is none or it is disabled. */
   async *#pages(w: Window, r: PollResult, signal: AbortSignal): AsyncGenerator<ContentPage> {
     const d = this.deps;
-    try {
-      yield* listContentPages(d.api, d.contentType, w.start, w.end, signal);
-      return;
-    } catch (err) {
-      if (!(err instanceof ApiCallError) || err.action !== 'subscribe') {
+    // A subscription can be missing (AF20022, a new tenant) and, once started, be found disabled
+    // (AF20023) by the very next call: start it as often as the API asks, a few times at most.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        yield* listContentPages(d.api, d.contentType, w.start, w.end, signal);
+        return;
+      } catch (err) {
         if (err instanceof ApiCallError && err.action === 'window') {
           throw new CollectorError('API_ERROR', `${err.message}; clock skew to the API: ${Math.round((d.clock.skewMs ?? 0) / 1000)} s`, { apiCode: err.apiCode, cause: err });
         }
-        throw err;
-      }
-      const how = await startSubscription(d.api, d.contentType, signal);
-      if (err.apiCode === 'AF20023' && how === 'started') {
-        // After a restart the API gives only content made available from then on (reference §3.2).
-        const now = d.clock.now();
-        this.#reportGap(
-          d.checkpoint.gap({
-            from: Math.min(d.checkpoint.cursor, now),
-            to: now,
-            reason: `the ${d.contentType} subscription was disabled (AF20023) and has been restarted; the API gives no content made available before the restart, so content created in this range that was not collected yet is lost`,
-          }),
-          r,
-        );
-      } else {
-        this.log.info('subscription started', { result: how, after: err.apiCode });
+        if (!(err instanceof ApiCallError) || err.action !== 'subscribe' || attempt >= 2) throw err;
+        await this.#subscribe(err, r, signal);
       }
     }
-    yield* listContentPages(d.api, d.contentType, w.start, w.end, signal);
+  }
+
+  /** Starts the feed's subscription; a disabled one that had to be restarted is a gap (reference §3.2). */
+  async #subscribe(err: ApiCallError, r: PollResult, signal: AbortSignal): Promise<void> {
+    const d = this.deps;
+    const how = await startSubscription(d.api, d.contentType, signal);
+    if (err.apiCode === 'AF20023' && how === 'started') {
+      // After a restart the API gives only content made available from then on.
+      const now = d.clock.now();
+      this.#reportGap(
+        d.checkpoint.gap({
+          from: Math.min(d.checkpoint.cursor, now),
+          to: now,
+          reason: `the ${d.contentType} subscription was disabled (AF20023) and has been restarted; the API gives no content made available before the restart, so content created in this range that was not collected yet is lost`,
+        }),
+        r,
+      );
+    } else {
+      this.log.info('subscription started', { result: how, after: err.apiCode });
+    }
   }
 
   #reportGap(g: Gap, r: PollResult): void {
     r.gaps.push(g);
     this.log.error('gap: content lost', { from: new Date(g.from).toISOString(), to: new Date(g.to).toISOString(), reason: g.reason });
+  }
+
+  /**
+   * A blob in progress holds a blob slot until it is done (acked) and a download slot until its
+   * records are queued in the output (`queued`), so slow acks never stop downloads while the
+   * output has room. Both release idempotently.
+   */
+  async #slots(signal: AbortSignal): Promise<{ queued: () => void; done: () => void }> {
+    const releaseBlob = await this.deps.blobs.acquire(signal);
+    let releaseDownload: () => void;
+    try {
+      releaseDownload = await this.deps.pool.acquire(signal);
+    } catch (err) {
+      releaseBlob();
+      throw err;
+    }
+    return {
+      queued: releaseDownload,
+      done: () => {
+        releaseDownload();
+        releaseBlob();
+      },
+    };
   }
 
   async #retryDue(r: PollResult, apiNow: number, outer: AbortSignal): Promise<void> {
@@ -263,17 +298,17 @@ export class FeedPoller {
     try {
       for (const e of d.checkpoint.dueRetries(apiNow)) {
         if (failure) break;
-        const release = await d.pool.acquire(controller.signal).catch(() => undefined);
-        if (!release) break;
+        const slots = await this.#slots(controller.signal).catch(() => undefined);
+        if (!slots) break;
         tasks.push(
-          this.#deliver(e, e, r, controller.signal)
+          this.#deliver(e, e, r, controller.signal, slots.queued)
             .catch((err) => {
               if (!failure) {
                 failure = err instanceof StopPoll ? err : new StopPoll(asCollectorError(err), false);
                 controller.abort(failure);
               }
             })
-            .finally(release),
+            .finally(slots.done),
         );
       }
       await Promise.all(tasks);
@@ -288,7 +323,7 @@ export class FeedPoller {
    * Fetches one blob, encodes its records (dead-lettering the ones that cannot be sent), sends them
    * and waits for every ack; then the checkpoint marks it done. A failure is decided by outcome.ts.
    */
-  async #deliver(blob: BlobRef, retry: RetryEntry | undefined, r: PollResult, signal: AbortSignal): Promise<void> {
+  async #deliver(blob: BlobRef, retry: RetryEntry | undefined, r: PollResult, signal: AbortSignal, queued: () => void = () => {}): Promise<void> {
     const d = this.deps;
     const cp = d.checkpoint;
     const created = parseInstant(blob.contentCreated)!;
@@ -303,7 +338,7 @@ export class FeedPoller {
     try {
       const pages = await fetchBlobPages(d.api, blob.contentUri, blob.contentId, signal);
       const maxAlone = d.format.wire === 'forward' ? d.config.output.forward.maxRecordBytes : undefined;
-      for (const page of pages) {
+      for (const [i, page] of pages.entries()) {
         let enc;
         try {
           enc = encodeBlob(page, { format: d.format, router: d.router, contentType: d.contentType, fallback: created, maxFrameBytesAlone: maxAlone });
@@ -329,7 +364,7 @@ export class FeedPoller {
           for (const x of enc.deadLetters) this.log.error('record dead-lettered', { contentId: blob.contentId, id: x.id ?? null, reason: x.reason, file: d.deadLetters.file });
           dead += entries.length;
         }
-        await d.sink.send(enc.entries as EncodedEntry[], signal);
+        await d.sink.send(enc.entries as EncodedEntry[], signal, i === pages.length - 1 ? queued : undefined);
         records += enc.entries.length;
       }
     } catch (err) {
@@ -373,13 +408,17 @@ function sortByCreated(blobs: BlobRef[]): BlobRef[] {
 }
 
 /**
- * Each blob in progress listens to its window's signal twice (its output send, its HTTP request)
- * and the listing loop once, while it waits for a download slot: a known bound, set so that Node
- * still warns about a real listener leak beyond it.
+ * Each blob in progress listens to its window's signal while it waits for its acks, each download
+ * once more for its HTTP request, and the listing loop once while it waits for slots: a known
+ * bound (BLOBS_PER_DOWNLOAD_SLOT blob slots per download slot), set so that Node still warns
+ * about a real listener leak beyond it.
  */
 function listenerBound(signal: AbortSignal, concurrency: number): void {
-  setMaxListeners(Math.max(10, 3 * concurrency + 4), signal);
+  setMaxListeners(Math.max(10, (BLOBS_PER_DOWNLOAD_SLOT + 2) * concurrency + 4), signal);
 }
+
+/** Blobs that may wait for their acks per download slot (the output's byte bound applies too). */
+export const BLOBS_PER_DOWNLOAD_SLOT = 16;
 
 function asCollectorError(err: unknown): CollectorError {
   return err instanceof CollectorError ? err : new CollectorError('API_ERROR', describeError(err), { cause: err });

@@ -6,6 +6,7 @@ import type { ForwardOutputConfig } from '../config/schema.ts';
 import { CollectorError } from '../errors.ts';
 import { BACKOFF, backoffDelay } from '../polling/backoff.ts';
 import type { Logger } from '../support/logger.ts';
+import { frameOverhead } from '../record/encode.ts';
 import { chunkIds, encodeFrame, planFrames, type FramePlan } from './frames.ts';
 import type { EncodedEntry, Sink, SinkHealth } from './types.ts';
 
@@ -19,10 +20,17 @@ import type { EncodedEntry, Sink, SinkHealth } from './types.ts';
  * every frame in flight when one ack is late, and goes FATAL for good on an unexpected answer
  * (reference forward-fluent-bit-devo.md §4.4).
  *
+ * Frames: each send() is cut into pieces of one tag (frames.ts); a frame is built when it goes out,
+ * from the first queued piece and later pieces of the same tag from any send, up to
+ * max_frame_bytes, so an ack covers as many records as a frame may carry even when blobs are small
+ * and acks slow. A send() resolves when all its pieces are acked. What waits for acks is bounded in
+ * bytes: send() waits for room before queueing (the output's share of DESIGN guarantee 5).
+ *
  * Acks and slow receivers (DESIGN guarantee 6b: slow acks shrink what is in flight instead of
  * multiplying re-sends):
- * - at most `window` frames are in flight; it starts at max_frames_in_flight, halves on every ack
- *   timeout, and grows by one after a run of acks that came in time;
+ * - at most `window` frames are in flight; it starts at max_frames_in_flight, halves on an ack
+ *   timeout (at most once per timeout period: one late burst is one signal), and grows by one after
+ *   a window's worth of acks that came in time;
  * - a frame whose ack does not come within the effective ack timeout is re-sent alone, on the same
  *   connection, with the same chunk id; the others keep waiting. Whichever copy's ack arrives first
  *   completes it; the other ack is ignored;
@@ -39,10 +47,22 @@ import type { EncodedEntry, Sink, SinkHealth } from './types.ts';
  * Nothing outlives an abort: a send's frames leave the queue and the in-flight set as soon as its
  * signal aborts, and close() destroys the socket and every timer.
  */
-interface Frame {
+/** One send()'s records of one tag, at most a frame's worth: the unit frames are built from. */
+interface Piece {
   plan: FramePlan;
+  records: number;
+  /** Bytes it counts against the output's pending-bytes bound (0 once it left). */
+  size: number;
+  /** Tells its send() this piece is acked (or failed); a no-op once that send gave up. */
+  done: (err?: unknown) => void;
+}
+
+/** A frame on the wire: pieces of the same tag, possibly from several sends, under one chunk id. */
+interface Frame {
   chunk: string;
-  bytes?: Buffer;
+  tag: string;
+  pieces: Piece[];
+  bytes: Buffer;
   records: number;
   /** First written (ms, performance clock), for latency. */
   firstSentAt?: number;
@@ -51,7 +71,6 @@ interface Frame {
   resent: boolean;
   acksOnConnAtSend: number;
   timer?: NodeJS.Timeout;
-  done: (err?: unknown) => void;
 }
 
 interface Connection {
@@ -68,7 +87,10 @@ const now = () => performance.now();
 export class ForwardSink implements Sink {
   readonly description: string;
   readonly wire = 'forward' as const;
-  readonly #queue: Frame[] = [];
+  /** Pieces waiting for a frame, in order. */
+  readonly #queue: Piece[] = [];
+  /** Frames that lost their connection, to go again (before new pieces). */
+  readonly #resend: Frame[] = [];
   readonly #inFlight = new Map<string, Frame>();
   readonly #nextChunk = chunkIds();
   #conn?: Connection;
@@ -79,6 +101,12 @@ export class ForwardSink implements Sink {
   #ackTimeoutMs: number;
   readonly #maxAckTimeoutMs: number;
   #onTime = 0;
+  /** When the window last shrank: it shrinks at most once per ack timeout (one burst of late acks is one signal). */
+  #shrunkAt = -Infinity;
+  /** Bytes of frames queued or in flight; send() waits while this is over #maxPendingBytes. */
+  #pendingBytes = 0;
+  readonly #maxPendingBytes: number;
+  readonly #roomWaiters: Array<() => void> = [];
   #closed = false;
   /** Since when entries have been waiting without any progress (an ack), or undefined when none wait. */
   #stalledSince?: number;
@@ -94,6 +122,8 @@ export class ForwardSink implements Sink {
     this.#window = cfg.maxFramesInFlight;
     this.#ackTimeoutMs = cfg.ackTimeoutMs;
     this.#maxAckTimeoutMs = Math.max(cfg.ackTimeoutMs, Math.min(cfg.ackTimeoutMs * 10, 600_000));
+    // What may wait for acks at once, whoever sent it: the memory bound of the output (DESIGN 5).
+    this.#maxPendingBytes = Math.max(cfg.maxRecordBytes, 4 * cfg.maxFramesInFlight * cfg.maxFrameBytes);
   }
 
   /** The current effective ack timeout and in-flight window (status, tests). */
@@ -101,49 +131,87 @@ export class ForwardSink implements Sink {
     return { ackTimeoutMs: this.#ackTimeoutMs, window: this.#window };
   }
 
-  send(entries: EncodedEntry[], signal: AbortSignal): Promise<void> {
-    if (entries.length === 0) return Promise.resolve();
-    if (this.#closed) return Promise.reject(new CollectorError('SINK_ERROR', 'forward output is closed'));
-    if (signal.aborted) return Promise.reject(signal.reason);
+  async send(entries: EncodedEntry[], signal: AbortSignal, onQueued?: () => void): Promise<void> {
+    if (entries.length === 0) return onQueued?.();
+    if (this.#closed) throw new CollectorError('SINK_ERROR', 'forward output is closed');
+    signal.throwIfAborted();
     const plans = planFrames(entries, this.cfg.maxFrameBytes);
-    return new Promise<void>((resolve, reject) => {
+    await this.#room(plans.reduce((n, p) => n + p.entryBytes, 0), signal);
+    const acked = new Promise<void>((resolve, reject) => {
       let left = plans.length;
-      const frames: Frame[] = [];
-      const onAbort = () => {
-        for (const f of frames) this.#drop(f);
-        reject(signal.reason);
+      let over = false;
+      const pieces: Piece[] = [];
+      const end = (err?: unknown) => {
+        over = true;
+        signal.removeEventListener('abort', onAbort);
+        if (err === undefined) return resolve();
+        // Pieces still queued leave; pieces already in a frame ride along (other sends share it)
+        // but no longer count against the bound, and their ack is ignored.
+        for (const p of pieces) this.#unqueue(p);
+        reject(err);
       };
-      const finish = (err?: unknown) => {
-        if (err !== undefined) {
-          signal.removeEventListener('abort', onAbort);
-          for (const f of frames) this.#drop(f);
-          reject(err);
-          return;
-        }
-        if (--left === 0) {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        }
-      };
+      const onAbort = () => end(signal.reason);
       signal.addEventListener('abort', onAbort, { once: true });
       for (const plan of plans) {
-        const f: Frame = { plan, chunk: this.#nextChunk(), records: plan.parts.length, resent: false, acksOnConnAtSend: 0, done: () => {} };
-        let settled = false;
-        f.done = (err?: unknown) => {
-          if (settled) return;
-          settled = true;
-          finish(err);
+        const piece: Piece = {
+          plan,
+          records: plan.parts.length,
+          size: plan.entryBytes,
+          done: (err?: unknown) => {
+            this.#unpend(piece);
+            if (over) return;
+            if (err !== undefined) end(err);
+            else if (--left === 0) end();
+          },
         };
-        frames.push(f);
-        this.#queue.push(f);
+        this.#pendingBytes += piece.size;
+        pieces.push(piece);
+        this.#queue.push(piece);
       }
       this.#stalledSince ??= now();
       this.#pump();
     });
+    onQueued?.();
+    return acked;
+  }
+
+  /**
+   * Waits until `bytes` more may wait for acks (the output's memory bound); always lets a send
+   * through when nothing waits, so one record larger than the bound still goes.
+   */
+  async #room(bytes: number, signal: AbortSignal): Promise<void> {
+    while (this.#pendingBytes > 0 && this.#pendingBytes + bytes > this.#maxPendingBytes) {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => {
+          const i = this.#roomWaiters.indexOf(wake);
+          if (i >= 0) this.#roomWaiters.splice(i, 1);
+          reject(signal.reason);
+        };
+        const wake = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        this.#roomWaiters.push(wake);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      if (this.#closed) throw new CollectorError('SINK_ERROR', 'forward output is closed');
+    }
+  }
+
+  /** A piece leaves the output (acked, aborted or closed): its bytes no longer count, waiting senders may go. */
+  #unpend(p: Piece): void {
+    if (p.size === 0) return;
+    this.#pendingBytes -= p.size;
+    p.size = 0;
+    for (const wake of this.#roomWaiters.splice(0)) wake();
+  }
+
+  #waiting(): boolean {
+    return this.#queue.length > 0 || this.#resend.length > 0 || this.#inFlight.size > 0;
   }
 
   health(): SinkHealth {
-    const waiting = this.#queue.length > 0 || this.#inFlight.size > 0;
+    const waiting = this.#waiting();
     return {
       waiting,
       stalledMs: waiting && this.#stalledSince !== undefined ? now() - this.#stalledSince : 0,
@@ -156,39 +224,36 @@ export class ForwardSink implements Sink {
     this.#closed = true;
     clearTimeout(this.#reconnectTimer);
     const err = new CollectorError('SINK_ERROR', 'forward output is closed');
-    for (const f of [...this.#queue, ...this.#inFlight.values()]) {
-      clearTimeout(f.timer);
-      f.done(err);
-    }
+    const frames = [...this.#resend, ...this.#inFlight.values()];
+    for (const f of frames) clearTimeout(f.timer);
+    for (const p of [...this.#queue, ...frames.flatMap((f) => f.pieces)]) p.done(err);
     this.#queue.length = 0;
+    this.#resend.length = 0;
     this.#inFlight.clear();
+    for (const wake of this.#roomWaiters.splice(0)) wake();
     const c = this.#conn;
     this.#conn = undefined;
     if (c) await endSocket(c.socket);
   }
 
-  /** Removes an aborted or failed frame everywhere (its ack, if it comes, is ignored). */
-  #drop(f: Frame): void {
-    clearTimeout(f.timer);
-    const i = this.#queue.indexOf(f);
+  /** A piece whose send gave up leaves the queue (in a frame already, it rides along). */
+  #unqueue(p: Piece): void {
+    this.#unpend(p);
+    const i = this.#queue.indexOf(p);
     if (i >= 0) this.#queue.splice(i, 1);
-    if (this.#inFlight.get(f.chunk) === f) this.#inFlight.delete(f.chunk);
-    if (this.#queue.length === 0 && this.#inFlight.size === 0) this.#stalledSince = undefined;
-    this.#pump();
+    if (!this.#waiting()) this.#stalledSince = undefined;
   }
 
   /** Writes queued frames while the window and the socket allow. */
   #pump(): void {
-    if (this.#closed || this.#queue.length === 0) return;
+    if (this.#closed || (this.#queue.length === 0 && this.#resend.length === 0)) return;
     const c = this.#conn;
     if (!c) return this.#connect();
     if (!c.open) return;
     // Frames written in one go leave in one system call (they are small next to its cost here).
     c.socket.cork();
-    while (!c.draining && this.#queue.length > 0 && this.#inFlight.size < this.#window) {
-      const f = this.#queue.shift()!;
-      f.bytes ??= encodeFrame(f.plan, f.chunk);
-      f.plan.parts = []; // the frame's bytes hold them now: let the blob's buffer go sooner
+    while (!c.draining && (this.#resend.length > 0 || this.#queue.length > 0) && this.#inFlight.size < this.#window) {
+      const f = this.#resend.shift() ?? this.#nextFrame();
       this.#inFlight.set(f.chunk, f);
       f.resent = false;
       this.#write(c, f);
@@ -196,12 +261,37 @@ export class ForwardSink implements Sink {
     c.socket.uncork();
   }
 
+  /**
+   * The next frame: the first queued piece, joined by later pieces of the same tag (from any send)
+   * while the frame stays within max_frame_bytes. With slow acks this is what keeps throughput up:
+   * each ack covers as many records as a frame may carry, not one blob's worth.
+   */
+  #nextFrame(): Frame {
+    const first = this.#queue.shift()!;
+    const pieces = [first];
+    const budget = this.cfg.maxFrameBytes - frameOverhead(first.plan.tag);
+    let bytes = first.plan.entryBytes;
+    for (let i = 0, seen = 0; i < this.#queue.length && seen < 256 && bytes < budget; seen++) {
+      const p = this.#queue[i]!;
+      if (p.plan.tag === first.plan.tag && bytes + p.plan.entryBytes <= budget) {
+        pieces.push(p);
+        bytes += p.plan.entryBytes;
+        this.#queue.splice(i, 1);
+      } else i++;
+    }
+    const chunk = this.#nextChunk();
+    const plan: FramePlan = { tag: first.plan.tag, parts: pieces.flatMap((p) => p.plan.parts), entryBytes: bytes };
+    const frame: Frame = { chunk, tag: plan.tag, pieces, bytes: encodeFrame(plan, chunk), records: plan.parts.length, resent: false, acksOnConnAtSend: 0 };
+    for (const p of pieces) p.plan.parts = []; // the frame's bytes hold them now: let the blobs' buffers go sooner
+    return frame;
+  }
+
   #write(c: Connection, f: Frame): void {
     f.conn = c;
     f.firstSentAt ??= now();
     f.acksOnConnAtSend = c.acks;
     this.stats.framesSent++;
-    if (!c.socket.write(f.bytes!)) c.draining = true;
+    if (!c.socket.write(f.bytes)) c.draining = true;
     clearTimeout(f.timer);
     f.timer = setTimeout(() => this.#onAckTimeout(f), this.#ackTimeoutMs);
   }
@@ -214,7 +304,10 @@ export class ForwardSink implements Sink {
       f.timer = setTimeout(() => this.#onAckTimeout(f), this.#ackTimeoutMs);
       return;
     }
-    this.#window = Math.max(1, Math.floor(this.#window / 2));
+    if (now() - this.#shrunkAt >= this.#ackTimeoutMs) {
+      this.#window = Math.max(1, Math.floor(this.#window / 2));
+      this.#shrunkAt = now();
+    }
     this.#onTime = 0;
     if (f.resent && c.acks === f.acksOnConnAtSend) {
       this.#lastError = `no ack for ${Math.round((now() - f.firstSentAt!) / 1000)} s on this connection`;
@@ -225,7 +318,7 @@ export class ForwardSink implements Sink {
     this.stats.framesResent++;
     this.log.warn('forward frame not acked in time; re-sending it alone', {
       output: this.description,
-      tag: f.plan.tag,
+      tag: f.tag,
       records: f.records,
       ackTimeoutMs: this.#ackTimeoutMs,
       window: this.#window,
@@ -242,7 +335,7 @@ export class ForwardSink implements Sink {
     this.#inFlight.delete(chunk);
     const took = now() - f.firstSentAt!;
     this.#lastError = undefined;
-    this.#stalledSince = this.#queue.length > 0 || this.#inFlight.size > 0 ? now() : undefined;
+    this.#stalledSince = this.#waiting() ? now() : undefined;
     if (took > this.#ackTimeoutMs) {
       // Late, not lost: give the receiver more time instead of re-sending more.
       this.stats.lateAcks++;
@@ -252,7 +345,7 @@ export class ForwardSink implements Sink {
       }
       this.#ackTimeoutMs = next;
       this.#onTime = 0;
-    } else if (++this.#onTime >= this.#window * 4) {
+    } else if (++this.#onTime >= this.#window) {
       this.#onTime = 0;
       this.#window = Math.min(this.cfg.maxFramesInFlight, this.#window + 1);
       if (took < this.cfg.ackTimeoutMs / 2 && this.#ackTimeoutMs > this.cfg.ackTimeoutMs) {
@@ -261,8 +354,7 @@ export class ForwardSink implements Sink {
     }
     this.stats.framesAcked++;
     this.stats.recordsAcked += f.records;
-    f.bytes = undefined;
-    f.done();
+    for (const p of f.pieces) p.done();
     this.#pump();
   }
 
@@ -357,15 +449,15 @@ export class ForwardSink implements Sink {
       clearTimeout(f.timer);
       this.#inFlight.delete(f.chunk);
     }
-    this.#queue.unshift(...again);
+    this.#resend.unshift(...again);
     if (again.length > 0 && c.acks === 0 && c.open && !c.failure) {
       // Fluent Bit closes the connection, without an ack, on a frame above its buffer_max_size (§2.5).
-      const largest = Math.max(...again.map((f) => f.bytes?.length ?? 0));
+      const largest = Math.max(...again.map((f) => f.bytes.length));
       this.#lastError = `the receiver closed the connection with ${again.length} frame(s) unacknowledged (largest ${largest} bytes): if Fluent Bit logs "incoming data exceed limit", raise the forward input's Buffer_Max_Size above output.forward.max_frame_bytes and max_record_bytes`;
     }
     if (c.open) this.log.warn('forward connection closed', { output: this.description, framesToResend: again.length, error: this.#lastError });
     this.#lastError ??= 'the connection closed';
-    if (this.#queue.length > 0) this.#scheduleReconnect();
+    if (this.#waiting()) this.#scheduleReconnect();
   }
 
   #scheduleReconnect(): void {

@@ -21,7 +21,8 @@ export class StdoutSink implements Sink {
     });
   }
 
-  async send(entries: EncodedEntry[], signal: AbortSignal): Promise<void> {
+  async send(entries: EncodedEntry[], signal: AbortSignal, onQueued?: () => void): Promise<void> {
+    onQueued?.();
     if (entries.length === 0) return;
     signal.throwIfAborted();
     if (this.#closedBy) throw new CollectorError('SINK_ERROR', `stdout is closed (${this.#closedBy.message})`, { fatal: true });

@@ -19,9 +19,11 @@ export interface Sink {
   /**
    * Delivers entries. Resolves only when every one is safe on the other side (Forward: every frame
    * acked), retrying for as long as it takes; rejects only when `signal` aborts or the output is
-   * closed or unusable for good (stdout gone).
+   * closed or unusable for good (stdout gone). `onQueued` is called once the entries are taken in
+   * (queued within the output's memory bound), before their acks: the caller may then fetch more
+   * while these wait.
    */
-  send(entries: EncodedEntry[], signal: AbortSignal): Promise<void>;
+  send(entries: EncodedEntry[], signal: AbortSignal, onQueued?: () => void): Promise<void>;
   health(now?: number): SinkHealth;
   close(): Promise<void>;
 }
