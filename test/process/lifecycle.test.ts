@@ -90,7 +90,7 @@ describe('never stuck', () => {
       const v = variant('deadline', (c) => (c.output.forward.ack_timeout = '60s'));
       const r = await runCli(['run', '-c', v.file, '--once', '--timeout', '4s', '--forward-port', String(never.port)], { timeoutMs: 30_000 });
       assert.equal(r.code, 1, r.stderr);
-      assert.match(r.stderr, /--timeout 4s reached while waiting for no ack from forward tcp:\/\/127\.0\.0\.1:\d+ for \d+ s/);
+      assert.match(r.stderr, /--timeout 4s reached while waiting for an ack from forward tcp:\/\/127\.0\.0\.1:\d+ \(none for \d+ s/);
       const bad = await runCli(['run', '-c', v.file, '--once', '--timeout', 'soon']);
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /--timeout must be a duration/);
