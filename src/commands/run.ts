@@ -58,7 +58,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
       return EXIT.failed;
     }
     if (err instanceof CollectorError && err.code === 'STATE_IO' && store.failure) {
-      process.stderr.write(`m365-forward: ${err.message}\nm365-forward: ${progressLine()}, but their checkpoint could not be saved: they will be sent again by the next run\n`);
+      process.stderr.write(`m365-forward: ${progressLine()}, but their checkpoint could not be saved (${err.message}): they will be sent again by the next run\n`);
       return EXIT.failed;
     }
     return reportFatal(err);
@@ -75,7 +75,7 @@ function report(s: RunSummary, c: Collector, output: string, statePath: string):
   const lines: string[] = [];
   const problems: string[] = [];
   if (s.stateError) {
-    process.stderr.write(`m365-forward: ${s.records} records in ${s.blobs} blobs were acknowledged by ${output}, but the checkpoint could not be saved (${s.stateError}): they will be sent again by the next run\n`);
+    process.stderr.write(`m365-forward: ${s.records} records in ${s.blobs} blobs acknowledged by ${output}, but their checkpoint could not be saved (${s.stateError}): they will be sent again by the next run\n`);
     return EXIT.failed;
   }
   lines.push(`delivered ${s.records} records in ${s.blobs} blobs from ${c.feeds.length} feeds to ${output}; checkpoint saved to ${statePath}`);

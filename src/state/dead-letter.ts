@@ -66,9 +66,16 @@ export class DeadLetterFile {
     const data = Buffer.concat(entries.map(formatDeadLetter));
     try {
       const fh = await open(this.file, 'a', 0o600);
+      const before = (await fh.stat()).size;
       try {
-        await fh.write(data);
+        // writeFile, not write: write() may take only part of it (a full disk gives a short
+        // write, not an error), and the blob must not count as done on a torn line.
+        await fh.writeFile(data);
         await fh.datasync();
+      } catch (err) {
+        // Leave no torn line behind for the next append to join onto.
+        await fh.truncate(before).catch(() => {});
+        throw err;
       } finally {
         await fh.close();
       }

@@ -178,8 +178,15 @@ export class StateStore {
       }
       const text = this.#pending.join('\n') + '\n';
       this.#pending = [];
-      await this.#fh.write(text);
-      await this.#fh.datasync();
+      // writeFile, not write: write() may take only part of it (a full disk gives a short write,
+      // not an error) and a torn line would make the journal unreadable.
+      try {
+        await this.#fh.writeFile(text);
+        await this.#fh.datasync();
+      } catch (err) {
+        await this.#fh.truncate(this.#journalBytes).catch(() => {}); // no torn line left behind
+        throw err;
+      }
       this.#journalBytes += Buffer.byteLength(text);
     } catch (err) {
       throw this.#fail(err);

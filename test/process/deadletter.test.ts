@@ -4,12 +4,13 @@
  * its blob; `deadletter list` shows it; after the limit is raised, `deadletter resend` delivers it.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { parse as parseYaml, stringify } from 'yaml';
-import { runCli, spawnCli, startSimulateProcess } from '../helpers/cli.ts';
+import { repoRoot, runCli, spawnCli, startSimulateProcess } from '../helpers/cli.ts';
 import { startForwardReceiver, type ForwardReceiver } from '../helpers/forward-receiver.ts';
 
 let dir: string;
@@ -88,3 +89,45 @@ test('dead-lettered, listed, then resent after the limit was raised', async () =
   assert.equal(got.tag, 'cloud.office365.management.exchange');
   assert.match((await runCli(['deadletter', 'list', '-c', configFile])).stdout, /: 0 record\(s\)/);
 });
+
+/**
+ * A full disk gives short writes, not errors (regression: the review found a dead-lettered record
+ * counted while its line was torn, and a journal torn in the middle). `ulimit -f` makes write(2)
+ * stop short at a file size, deterministically.
+ */
+test('a short write (full disk) to the dead-letter file or the journal stops the run, leaves no torn line, loses nothing', async () => {
+  const cfg = parseYaml(readFileSync(configFile, 'utf8'));
+  cfg.output.forward.max_record_bytes = 1024 * 1024;
+  cfg.state.path = path.join(dir, 'short', 'state.json');
+  const shortConfig = path.join(dir, 'short.yaml');
+  writeFileSync(shortConfig, stringify(cfg));
+  const limited = (args: string) => runShell(`ulimit -f 64; exec ${process.execPath} --import tsx src/cli.ts ${args}`);
+  // A dead-letter file just under the limit: the huge record's line cannot be written whole.
+  const dl = `${cfg.state.path}.deadletter.ndjson`;
+  mkdirSync(path.dirname(dl), { recursive: true });
+  const old = '{"time":"2026-01-01T00:00:00.000Z","tenant":"t","contentType":"Audit.Exchange","contentId":"old","contentCreated":"2026-01-01T00:00:00.000Z","tag":"x","reason":"older","record":{"Id":"old"}}\n';
+  writeFileSync(dl, old.repeat(Math.floor((64 * 1024 - 500) / old.length)));
+  const before = readFileSync(dl);
+  rx.entries.length = 0;
+  const r = await limited(`run -c ${shortConfig} --once --forward-port ${rx.port}`);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /cannot write dead-letter file .*: EFBIG/);
+  assert.deepEqual(readFileSync(dl), before, 'the dead-letter file is as it was: no torn line');
+  // Without the limit, the record is dead-lettered and the rest delivered.
+  const again = await runCli(['run', '-c', shortConfig, '--once', '--forward-port', String(rx.port)]);
+  assert.equal(again.code, 1, again.stderr); // 1: a record was dead-lettered
+  assert.match(again.stderr, /1 record\(s\) could not be sent and were written to/);
+  const list = await runCli(['deadletter', 'list', '-c', shortConfig]);
+  assert.match(list.stdout, /Id huge/);
+});
+
+function runShell(cmd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('bash', ['-c', cmd], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}

@@ -5,6 +5,7 @@
  * shipper is down, SIGTERM waiting for an ack) and the crashes with stack traces.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
@@ -13,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parse as parseYaml, stringify } from 'yaml';
 import { generateServerTls } from '../../src/simulator/tls.ts';
-import { runCli, spawnCli, startSimulateProcess } from '../helpers/cli.ts';
+import { repoRoot, runCli, spawnCli, startSimulateProcess } from '../helpers/cli.ts';
 import { startForwardReceiver } from '../helpers/forward-receiver.ts';
 
 let dir: string;
@@ -174,6 +175,29 @@ describe('connection problems towards Microsoft are named (not MSAL\'s endpoints
     } finally {
       server.closeAllConnections();
       await new Promise<void>((res) => server.close(() => res()));
+    }
+  });
+});
+
+describe('a full disk', () => {
+  test('a journal write that stops short (ulimit -f) stops the run with exit 1, and the next run loads the state and delivers the rest', async () => {
+    const rx = await startForwardReceiver();
+    try {
+      const v = variant('fulldisk');
+      const limited = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn('bash', ['-c', `ulimit -f 8; exec ${process.execPath} --import tsx src/cli.ts run -c ${v.file} --once --forward-port ${rx.port}`], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (d) => (stderr += d));
+        child.on('close', (code) => resolve({ code, stderr }));
+      });
+      assert.equal(limited.code, 1, limited.stderr);
+      assert.match(limited.stderr, /cannot write state file .*EFBIG/);
+      assert.match(limited.stderr, /acknowledged by forward .*, but their checkpoint could not be saved \(.*EFBIG\): they will be sent again by the next run/);
+      const next = await runCli(['run', '-c', v.file, '--once', '--forward-port', String(rx.port)]);
+      assert.equal(next.code, 0, next.stderr);
+      assert.equal(new Set(rx.entries.filter((e) => e.tag.startsWith('cloud.')).map((e) => e.record.Id)).size, 600, 'everything delivered, the journal was not torn');
+    } finally {
+      await rx.close();
     }
   });
 });
