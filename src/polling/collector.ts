@@ -33,6 +33,8 @@ export interface CollectorDeps {
   log: Logger;
   /** The local clock (tests move it); each tenant's API clock corrects it by the measured skew. */
   clock?: Clock;
+  /** The clock API time is carried forward on between responses (default: `clock` when given, else performance.now). */
+  monotonic?: Clock;
   /** CA to trust on the Microsoft side in addition to api.ca_file (the in-process simulator's). */
   extraCaPem?: string;
 }
@@ -74,7 +76,7 @@ export class Collector {
 
   constructor(readonly deps: CollectorDeps) {
     const { config, log } = deps;
-    this.tenants = config.tenants.map((t) => createTenantRuntime(t, config, { log, clock: deps.clock, extraCaPem: deps.extraCaPem }));
+    this.tenants = config.tenants.map((t) => createTenantRuntime(t, config, { log, clock: deps.clock, monotonic: deps.monotonic, extraCaPem: deps.extraCaPem }));
     this.deadLetters = new DeadLetterFile(deadLetterPath(config.state.path));
   }
 

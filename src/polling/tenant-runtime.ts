@@ -42,9 +42,11 @@ export function createHttpsAgent(opts: { caFile?: string; caPem?: string; maxSoc
 export function createTenantRuntime(
   tenant: TenantConfig,
   config: Config,
-  opts: { log: Logger; clock?: Clock; extraCaPem?: string },
+  opts: { log: Logger; clock?: Clock; monotonic?: Clock; extraCaPem?: string },
 ): TenantRuntime {
-  const clock = new ApiClock(opts.clock ?? systemClock);
+  // A test's clock moves time for both sides at once: it is also the monotonic source then,
+  // unless the test wants a local clock that jumps on its own.
+  const clock = new ApiClock(opts.clock ?? systemClock, opts.monotonic ?? opts.clock);
   // Downloads at once, plus listing, token and subscription calls beside them.
   const agent = createHttpsAgent({ caFile: config.api.caFile, caPem: opts.extraCaPem, maxSockets: config.polling.concurrency + 4 });
   const tokens = createTokenProvider(tenant, { agent, timeoutMs: config.polling.requestTimeoutMs, clock });

@@ -1,31 +1,48 @@
 import type { Clock } from './clock.ts';
 
 /**
- * The API's clock, as this process sees it: the local clock corrected by the skew measured from
- * the `Date` header of Microsoft's responses (reference management-api.md §9.3; Beats adjusts its
- * clock the same way). Every decision about the API — listing windows, the 7-day retention, the
- * initial look-back, blob expiry, lag — is made in this time (DESIGN guarantee 4b): a local clock
- * that is days fast must neither plan windows in the API's future nor declare content expired.
+ * The API's clock, as this process sees it (DESIGN guarantee 4b). Every decision about the API —
+ * listing windows, the 7-day retention, the initial look-back, blob expiry, lag — is made in this
+ * time: a local clock that is days off must neither plan windows in the API's future nor declare
+ * content expired (reference management-api.md §9.3; Beats adjusts its clock the same way).
+ *
+ * It is anchored on the `Date` header of Microsoft's responses and carried forward on the
+ * monotonic clock, not the local wall clock: a local clock that jumps while the collector runs
+ * (NTP stepping it, a VM resumed) changes nothing until the next response re-anchors it. Before
+ * the first response, the local clock is all there is.
  *
  * The Date header has one-second resolution: the server's time when it answered lies in
- * [date, date + 1 s), so the midpoint is taken. Measurements within a second of the current
- * estimate are ignored (network latency and resolution noise); a larger change (NTP fixed the
- * local clock, a VM resumed) is taken at once.
+ * [date, date + 1 s), so the midpoint is taken, and a response within a second of the current
+ * estimate does not move it (latency and resolution noise).
  */
 export class ApiClock {
-  #skewMs: number | undefined;
-  constructor(readonly local: Clock) {}
+  #anchor?: { server: number; mono: number };
+  /**
+   * @param local the local wall clock (ms since epoch), used until the first response
+   * @param monotonic a clock that never jumps (ms; performance.now). Tests that move time for the
+   *   simulator and the collector together pass their clock for both.
+   */
+  private readonly monotonic: Clock;
+  constructor(
+    readonly local: Clock,
+    monotonic?: Clock,
+  ) {
+    this.monotonic = monotonic ?? (() => performance.now());
+  }
 
   /** Local clock minus the API's, in ms; undefined until a response has been seen. */
   get skewMs(): number | undefined {
-    return this.#skewMs;
+    return this.#anchor === undefined ? undefined : this.local() - this.now();
   }
 
-  /** Feeds one response's `Date` header (ms since epoch), read at local time `localMs`. */
-  observe(serverDateMs: number, localMs = this.local()): void {
+  /** Feeds one response's `Date` header (ms since epoch). */
+  observe(serverDateMs: number): void {
     if (!Number.isFinite(serverDateMs)) return;
-    const skew = localMs - (serverDateMs + 500);
-    if (this.#skewMs === undefined || Math.abs(skew - this.#skewMs) > 1000) this.#skewMs = skew;
+    const measured = serverDateMs + 500;
+    const mono = this.monotonic();
+    if (this.#anchor === undefined || Math.abs(measured - (this.#anchor.server + (mono - this.#anchor.mono))) > 1000) {
+      this.#anchor = { server: measured, mono };
+    }
   }
 
   /** Feeds a raw `Date` header value (ignored when missing or unreadable). */
@@ -33,8 +50,8 @@ export class ApiClock {
     if (value) this.observe(Date.parse(value));
   }
 
-  /** Now, in the API's time. Before any measurement, the local clock. */
+  /** Now, in the API's time. */
   now(): number {
-    return this.local() - (this.#skewMs ?? 0);
+    return this.#anchor === undefined ? this.local() : this.#anchor.server + (this.monotonic() - this.#anchor.mono);
   }
 }

@@ -345,3 +345,32 @@ test('a feed removed from the config is reported with what its retry queue still
     await sim.close();
   }
 });
+
+test('3. the local clock jumping a day forward while the collector runs: no false expiry, no gap, nothing re-sent (API time is carried on the monotonic clock)', async () => {
+  const sim = await startSimulator({ seed: 83, records: 200, spanHours: 5 });
+  rx.entries.length = 0;
+  const { config, cleanup } = simConfig(sim, { port: rx.port, spanHours: 6, patch: (t) => ((t.polling.initial_lookback = '167h'), (t.polling.max_attempts = 1)) });
+  let jump = 0;
+  const sink = new ForwardSink(config.output.forward, silentLogger);
+  const collector = new Collector({ config, sink, store: new StateStore(config.state.path), log: silentLogger, clock: () => Date.now() + jump, monotonic: () => performance.now() });
+  try {
+    // A blob 160 h old (it expires in 8 h) that fails once: parked, still fetchable for hours.
+    sim.addRecords([{ Id: 'old-parked', CreationTime: new Date(Date.now() - 161 * H).toISOString().slice(0, 19), Workload: 'Exchange' }], { contentType: 'Audit.Exchange', contentCreated: Date.now() - 160 * H });
+    sim.injectFault({ kind: '500', route: 'blob', count: 1 });
+    const first = await collector.runOnce(AbortSignal.timeout(60_000));
+    assert.equal(first.parked, 1);
+    const delivered = audit().length;
+    jump = 24 * H; // NTP steps the local clock a day forward
+    const second = await collector.runOnce(AbortSignal.timeout(60_000));
+    assert.equal(second.lost, 0, 'the parked blob is not declared expired');
+    assert.equal(second.gaps, 0);
+    assert.equal(second.late, 0);
+    assert.equal(audit().length, delivered, 'nothing re-sent');
+    assert.equal(second.waiting, 1, 'still parked, to be retried');
+  } finally {
+    await collector.close();
+    await sink.close();
+    cleanup();
+    await sim.close();
+  }
+});
