@@ -84,6 +84,12 @@ interface Connection {
 
 const now = () => performance.now();
 
+/** A TCP connect plus TLS handshake on a working network takes milliseconds; this long means it never will. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** While the output fails, its warning is repeated at most this often. */
+const PROBLEM_LOG_EVERY_MS = 60_000;
+
 export class ForwardSink implements Sink {
   readonly description: string;
   readonly wire = 'forward' as const;
@@ -111,6 +117,8 @@ export class ForwardSink implements Sink {
   /** Since when entries have been waiting without any progress (an ack), or undefined when none wait. */
   #stalledSince?: number;
   #lastError?: string;
+  /** When the last "not delivering" warning was logged (undefined: none since the last ack). */
+  #problemLoggedAt?: number;
   /** Counters for status records and tests. */
   readonly stats = { framesSent: 0, framesAcked: 0, framesResent: 0, recordsAcked: 0, lateAcks: 0, reconnects: 0 };
 
@@ -310,8 +318,7 @@ export class ForwardSink implements Sink {
     }
     this.#onTime = 0;
     if (f.resent && c.acks === f.acksOnConnAtSend) {
-      this.#lastError = `no ack for ${Math.round((now() - f.firstSentAt!) / 1000)} s on this connection`;
-      this.log.warn('forward connection gives no acks; reconnecting', { output: this.description, waitedMs: Math.round(now() - f.firstSentAt!) });
+      this.#lastError = c.failure = `no ack for ${Math.round((now() - f.firstSentAt!) / 1000)} s on this connection (the receiver takes data but does not acknowledge it)`;
       c.socket.destroy();
       return;
     }
@@ -328,9 +335,13 @@ export class ForwardSink implements Sink {
   }
 
   #onAck(c: Connection, chunk: string): void {
-    c.acks++;
     const f = this.#inFlight.get(chunk);
-    if (!f) return; // the second copy of a re-sent frame, or one whose send was aborted
+    if (!f) return; // the second copy of a re-sent frame, one whose send was aborted, or garbage
+    c.acks++;
+    // The receiver takes our data: the reconnect backoff starts over (a connect alone proves
+    // nothing: a shared_key input or a too-small buffer accepts the connection, then drops it).
+    this.#reconnectAttempt = 0;
+    this.#problemLoggedAt = undefined;
     clearTimeout(f.timer);
     this.#inFlight.delete(chunk);
     const took = now() - f.firstSentAt!;
@@ -367,6 +378,7 @@ export class ForwardSink implements Sink {
     } catch (err) {
       this.#connecting = false;
       this.#lastError = (err as Error).message;
+      this.#reportProblem(0);
       this.#scheduleReconnect();
       return;
     }
@@ -374,13 +386,19 @@ export class ForwardSink implements Sink {
     this.#conn = c;
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
+    // A connect (or TLS handshake) that never completes must not hold the output for ever.
+    const connectTimer = setTimeout(() => {
+      this.#lastError = c.failure = `no connection to ${this.description.replace(/^forward /, '')} within ${CONNECT_TIMEOUT_MS / 1000} s${socket instanceof tls.TLSSocket ? ' (TCP or TLS handshake not completed: is the input TLS-enabled, with a certificate this collector trusts?)' : ''}`;
+      socket.destroy();
+    }, CONNECT_TIMEOUT_MS);
     const onOpen = () => {
+      clearTimeout(connectTimer);
       this.#connecting = false;
       c.open = true;
-      this.#reconnectAttempt = 0;
       this.log.debug('forward connected', { output: this.description });
       this.#pump();
     };
+    socket.once('close', () => clearTimeout(connectTimer));
     if (socket instanceof tls.TLSSocket) socket.once('secureConnect', onOpen);
     else socket.once('connect', onOpen);
     socket.on('drain', () => {
@@ -426,7 +444,6 @@ export class ForwardSink implements Sink {
           continue;
         }
         this.#lastError = c.failure = unexpectedAnswer(msg);
-        this.log.warn('forward receiver answered something other than an ack; reconnecting', { output: this.description, error: this.#lastError });
         c.socket.destroy();
         return;
       }
@@ -455,9 +472,26 @@ export class ForwardSink implements Sink {
       const largest = Math.max(...again.map((f) => f.bytes.length));
       this.#lastError = `the receiver closed the connection with ${again.length} frame(s) unacknowledged (largest ${largest} bytes): if Fluent Bit logs "incoming data exceed limit", raise the forward input's Buffer_Max_Size above output.forward.max_frame_bytes and max_record_bytes`;
     }
-    if (c.open) this.log.warn('forward connection closed', { output: this.description, framesToResend: again.length, error: this.#lastError });
     this.#lastError ??= 'the connection closed';
+    this.#reportProblem(again.length);
     if (this.#waiting()) this.#scheduleReconnect();
+  }
+
+  /**
+   * Says why the output is not delivering: at once the first time, then at most every
+   * PROBLEM_LOG_EVERY_MS while it lasts, so a service whose Fluent Bit is down (or refuses it)
+   * is never silent, and never floods the log either. The next ack starts over.
+   */
+  #reportProblem(framesToResend: number): void {
+    const t = now();
+    if (this.#problemLoggedAt !== undefined && t - this.#problemLoggedAt < PROBLEM_LOG_EVERY_MS) return;
+    this.#problemLoggedAt = t;
+    this.log.warn('forward output not delivering; retrying', {
+      output: this.description,
+      error: this.#lastError,
+      framesToResend,
+      ...(this.#stalledSince !== undefined ? { stalledSeconds: Math.round((t - this.#stalledSince) / 1000) } : {}),
+    });
   }
 
   #scheduleReconnect(): void {

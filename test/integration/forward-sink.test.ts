@@ -11,7 +11,7 @@ import { ForwardSink } from '../../src/sink/forward-sink.ts';
 import { DEFAULTS } from '../../src/config/schema.ts';
 import { encodeBlob, type EncodedEntry } from '../../src/record/encode.ts';
 import { createRouter } from '../../src/sink/route.ts';
-import { silentLogger } from '../../src/support/logger.ts';
+import { createLogger, silentLogger } from '../../src/support/logger.ts';
 import { startForwardReceiver } from '../helpers/forward-receiver.ts';
 
 const router = createRouter('cloud.office365.management.{table}', {});
@@ -294,5 +294,103 @@ test('a shared_key input (HELO) is a clear error; once the input is fixed, the r
   } finally {
     await sink.close();
     await rx.close();
+  }
+});
+
+/** A logger that keeps its lines, to see what an operator would read. */
+function capture() {
+  const lines: Array<{ level: string; msg: string; error?: string }> = [];
+  const log = createLogger({ level: 'debug', write: (l) => lines.push(JSON.parse(l)) });
+  return { log, lines, warns: () => lines.filter((l) => l.level === 'warn') };
+}
+
+test('an output that refuses our data (a shared_key input) is retried with a growing backoff, and said once, not flooded (review finding 5)', async () => {
+  const rx = await startForwardReceiver();
+  rx.setHelo(true);
+  const c = capture();
+  const sink = new ForwardSink(cfg({ port: rx.port }), c.log);
+  const ac = new AbortController();
+  try {
+    const p = sink.send(records(5), ac.signal).catch(() => {});
+    await new Promise((r) => setTimeout(r, 4000));
+    // Backoff 0.5 s, 1 s, 2 s (jittered 50-100%): a handful of attempts in 4 s, not one every 0.5 s.
+    assert.ok(sink.stats.reconnects <= 5, `${sink.stats.reconnects} reconnects in 4 s`);
+    const notDelivering = c.warns().filter((l) => l.msg === 'forward output not delivering; retrying');
+    assert.equal(notDelivering.length, 1, JSON.stringify(c.warns()));
+    assert.match(notDelivering[0]!.error!, /shared_key/);
+    ac.abort(new Error('stop'));
+    await p;
+  } finally {
+    await sink.close();
+    await rx.close();
+  }
+});
+
+test('a service whose receiver is down says so in its log, with the reason (review finding 4)', async () => {
+  const probe = net.createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const port = (probe.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const c = capture();
+  const sink = new ForwardSink(cfg({ port }), c.log);
+  const ac = new AbortController();
+  try {
+    const p = sink.send(records(2), ac.signal).catch(() => {});
+    await until(() => c.warns().some((l) => l.msg === 'forward output not delivering; retrying'));
+    assert.match(c.warns()[0]!.error!, /connection refused \(ECONNREFUSED\)/);
+    ac.abort(new Error('stop'));
+    await p;
+  } finally {
+    await sink.close();
+  }
+});
+
+test('acks for chunks never sent do not keep a dead connection alive (review finding 11)', async () => {
+  const conns = new Set<net.Socket>();
+  const server = net.createServer(async (socket) => {
+    conns.add(socket);
+    socket.on('error', () => {});
+    try {
+      for await (const m of protocol.decodeClientStream(socket)) {
+        if (protocol.parseTransport(m as never).chunk) socket.write(protocol.encodeMessage(protocol.generateAck('not-a-chunk-we-sent')));
+      }
+    } catch {
+      socket.destroy();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const sink = new ForwardSink(cfg({ port: (server.address() as net.AddressInfo).port, ackTimeoutMs: 300 }), silentLogger);
+  const ac = new AbortController();
+  try {
+    const p = sink.send(records(2), ac.signal).catch(() => {});
+    await until(() => sink.stats.reconnects >= 1);
+    await until(() => /does not acknowledge it/.test(sink.health().lastError ?? ''));
+    ac.abort(new Error('stop'));
+    await p;
+  } finally {
+    await sink.close();
+    for (const s of conns) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});
+
+test('a TLS output whose handshake never completes gives up on that connection and says why (review finding 4)', async () => {
+  const sockets = new Set<net.Socket>();
+  const silent = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+  const sink = new ForwardSink(cfg({ port: (silent.address() as net.AddressInfo).port, tls: { verify: false } }), silentLogger);
+  const ac = new AbortController();
+  try {
+    const p = sink.send(records(2), ac.signal).catch(() => {});
+    await until(() => /TCP or TLS handshake not completed/.test(sink.health().lastError ?? ''), 15_000);
+    ac.abort(new Error('stop'));
+    await p;
+  } finally {
+    await sink.close();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
   }
 });
