@@ -28,6 +28,8 @@ export function createMsalNetworkClient(agent: https.Agent, timeoutMs: number, c
         body: method === 'POST' ? options?.body : undefined,
         agent,
         signal: AbortSignal.timeout(timeout ?? timeoutMs),
+        // Never follow a redirect with the client secret or assertion: MSAL gets the 3xx and fails.
+        redirect: 'manual',
       });
     } catch (err) {
       problem = describeNetworkError(err, url);

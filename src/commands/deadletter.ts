@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { loadConfig, type ConfigOverrides } from '../config/load.ts';
 import { isContentType } from '../management-api/content-types.ts';
 import { parseInstant } from '../management-api/dates.ts';
@@ -61,15 +62,28 @@ export async function deadletterResendCommand(args: ConfigOverrides & { config: 
     const router = createRouter(config.routing.tagTemplate, config.routing.workloadTables);
     const remaining: DeadLetterEntry[] = [];
     let sent = 0;
+    // A crash between writing a dead letter and marking its blob done writes it again next time:
+    // the same record of the same blob is sent once.
+    const seen = new Set<string>();
     for (const e of entries) {
-      const enc = encodeBlob(Buffer.concat([Buffer.from('['), e.record, Buffer.from(']')]), {
-        format,
-        router,
-        contentType: isContentType(e.contentType) ? e.contentType : 'Audit.General',
-        fixedTag: e.tag,
-        fallback: parseInstant(e.contentCreated) ?? parseInstant(e.time) ?? { sec: 0, nsec: 0 },
-        maxFrameBytesAlone: format.wire === 'forward' ? config.output.forward.maxRecordBytes : undefined,
-      });
+      const key = `${e.contentId}\u0000${createHash('sha256').update(e.record).digest('base64')}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      let enc;
+      try {
+        enc = encodeBlob(Buffer.concat([Buffer.from('['), e.record, Buffer.from(']')]), {
+          format,
+          router,
+          contentType: isContentType(e.contentType) ? e.contentType : 'Audit.General',
+          fixedTag: e.tag,
+          fallback: parseInstant(e.contentCreated) ?? parseInstant(e.time) ?? { sec: 0, nsec: 0 },
+          maxFrameBytesAlone: format.wire === 'forward' ? config.output.forward.maxRecordBytes : undefined,
+        });
+      } catch (err) {
+        // The file was edited by hand, or is damaged: keep the entry, say why.
+        remaining.push({ ...e, reason: `its record is not valid JSON (${(err as Error).message})` });
+        continue;
+      }
       if (enc.deadLetters.length > 0) {
         remaining.push({ ...e, reason: enc.deadLetters[0]!.reason });
         continue;

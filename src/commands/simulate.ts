@@ -133,6 +133,7 @@ function parseLateBy(values: string[], problems: string[]): number[] {
 export function simulatorOptions(a: SimulateArgs): SimulatorOptions {
   const problems: string[] = [];
   if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) problems.push(`--port must be 0..65535, got ${a.port}`);
+  if (!Number.isSafeInteger(a.seed)) problems.push(`--seed must be a whole number, got ${a.seed}`);
   if (!Number.isInteger(a.records) || a.records < 0 || a.records > 5_000_000) problems.push(`--records must be an integer 0..5000000, got ${a.records}`);
   if (!(a.span > 0 && a.span <= 7 * 24 - 1)) problems.push(`--span must be more than 0 and at most 167 hours (the API keeps 7 days), got ${a.span}`);
   if (!(a.late >= 0 && a.late <= 1)) problems.push(`--late must be a fraction from 0 to 1, got ${a.late}`);

@@ -41,6 +41,10 @@ import {
 } from './validate.ts';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A Fluent Bit / Devo tag. */
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+/** A DNS name or an IPv4/IPv6 address (never a pasted secret: `~` and the like fail). */
+const HOST = /^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)*|\[?[0-9A-Fa-f:.]+\]?)$/;
 
 /** Largest config file read: a real one is a few KB; anything near this is the wrong file. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -339,6 +343,7 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
   const status = section(p, '', root, 'status');
   checkKeys(p, 'status', status, ['tag', 'interval', 'stall_after']);
   const statusTag = optString(p, 'status', status, 'tag') ?? DEFAULTS.statusTag;
+  if (!TAG.test(statusTag)) p.add('status.tag', `must be a tag of letters, digits and . _ - (at most 128; it goes on the wire), got ${typeName(status.tag)}`);
   const statusInterval = duration(p, 'status', status, 'interval', DEFAULTS.statusIntervalMs, 1000, 86_400_000);
   const stallAfterMs = duration(p, 'status', status, 'stall_after', DEFAULTS.stallAfterMs, 60_000, 7 * 86_400_000);
   const reported = new Set(p.list.map((x) => x.path));
@@ -356,6 +361,10 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
   const state = section(p, '', root, 'state');
   checkKeys(p, 'state', state, ['path']);
   const statePath = resolvePath(optString(p, 'state', state, 'path') ?? DEFAULTS.statePath);
+  const virtualFs = (f: string) => /^\/(proc|sys|dev)(\/|$)/.test(f);
+  if (virtualFs(statePath) || (overrides.statePath && virtualFs(path.resolve(overrides.statePath)))) {
+    p.add(overrides.statePath ? '--state' : 'state.path', 'is on a virtual file system (/proc, /sys or /dev): put the state on persistent storage');
+  }
 
   // --- api
   const api = section(p, '', root, 'api');
@@ -370,7 +379,8 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
     const raw = isObj(out.forward) && typeof out.forward.unix_socket === 'string' ? out.forward.unix_socket.trim() : '';
     p.add('--forward-host/--forward-port', `cannot apply: output.forward.unix_socket is set (${describePath(raw, forward.unixSocket)})`);
   }
-  if (overrides.forwardHost) forward.host = overrides.forwardHost;
+  if (overrides.forwardHost && !HOST.test(overrides.forwardHost)) p.add('--forward-host', `must be a host name or an IP address, got ${typeName(overrides.forwardHost)}`);
+  else if (overrides.forwardHost) forward.host = overrides.forwardHost;
   if (overrides.forwardPort !== undefined) {
     if (!Number.isInteger(overrides.forwardPort) || overrides.forwardPort < 1 || overrides.forwardPort > 65535) {
       p.add('--forward-port', `must be a port number from 1 to 65535, got ${typeName(overrides.forwardPort)}`);
@@ -494,6 +504,11 @@ function parseTenant(
   }
   const feeds = tenantId && contentTypesValid ? { path: tp, tenantId, contentTypes } : undefined;
   const name = optString(p, tp, t, 'name') ?? tenantId ?? `tenant${tp}`;
+  // The name goes into every log line, status record and state key: a label, never something
+  // that could be a secret pasted into the wrong key.
+  if (t.name !== undefined && (!/^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/.test(name) || looksRandom(name))) {
+    p.add(join(tp, 'name'), `must be a label of letters, digits and . _ - @ (at most 64, not a random-looking string: it appears in logs, status records and the state file), got ${typeName(t.name)}`);
+  }
   if (p.list.length > before || !tenantId || !clientId || !credential) return { feeds };
   return { tenant: { name, tenantId, clientId, cloud, apiUrl, loginUrl, credential, publisherIdentifier, contentTypes }, feeds };
 }
@@ -636,6 +651,7 @@ function parseForward(p: Problems, f: Obj, resolvePath: (f: string) => string, r
   const fp = 'output.forward';
   checkKeys(p, fp, f, ['host', 'port', 'unix_socket', 'tls', 'ack_timeout', 'max_frame_bytes', 'max_record_bytes', 'max_frames_in_flight']);
   const host = optString(p, fp, f, 'host') ?? DEFAULTS.forwardHost;
+  if (!HOST.test(host)) p.add(join(fp, 'host'), `must be a host name or an IP address, got ${typeName(f.host)}`);
   const port = optInt(p, fp, f, 'port', 1, 65535) ?? DEFAULTS.forwardPort;
   const unixSocket = optString(p, fp, f, 'unix_socket');
   const ackTimeoutMs = duration(p, fp, f, 'ack_timeout', DEFAULTS.ackTimeoutMs, 100, 600_000);

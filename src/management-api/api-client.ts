@@ -104,8 +104,9 @@ export class ApiClient {
   ): Promise<ApiResponse> {
     const foreign = this.foreignHost(url);
     if (foreign) throw new CollectorError('API_BAD_RESPONSE', `${what}: the URL ${foreign}`, { fatal: true });
-    const target = this.withPublisher(url);
+    let target = this.withPublisher(url);
     let refreshed = false;
+    let hops = 0;
     for (let attempt = 0; ; attempt++) {
       signal.throwIfAborted();
       let err: CollectorError;
@@ -125,6 +126,9 @@ export class ApiClient {
             body: method === 'POST' ? '' : undefined,
             agent: this.opts.agent,
             signal: t.signal,
+            // Redirects are ours to judge: node-fetch would follow them with the Authorization
+            // header (same host, other port) or take another host's body as the answer.
+            redirect: 'manual',
           });
         } catch (e) {
           if (signal.aborted) throw signal.reason;
@@ -132,6 +136,23 @@ export class ApiClient {
           throw new CollectorError('API_UNAVAILABLE', `${what}: ${problem.message}`, { fatal: problem.permanent, cause: e });
         }
         this.opts.clock?.observeHeader(res.headers.get('date'));
+        if (res.status >= 300 && res.status < 400) {
+          const location = res.headers.get('location');
+          await res.arrayBuffer().catch(() => {});
+          let next: URL | undefined;
+          try {
+            next = location ? new URL(location, target) : undefined;
+          } catch {
+            next = undefined;
+          }
+          const foreign = next ? this.foreignHost(next.toString()) : 'names no valid Location';
+          if (foreign || !next || ++hops > 5) {
+            throw new CollectorError('API_BAD_RESPONSE', `${what}: the API answered HTTP ${res.status} with a redirect that ${foreign ?? 'loops'}: not followed`, { fatal: true, status: res.status });
+          }
+          target = next.toString();
+          attempt--; // a redirect on the API's own host is not a failed attempt
+          continue;
+        }
         const ok = res.status >= 200 && res.status < 300;
         const parsed = await readResponse(res, what, ok && opts.raw === true);
         if (ok) return parsed;

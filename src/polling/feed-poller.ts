@@ -16,7 +16,7 @@ import type { ApiClock } from '../support/api-clock.ts';
 import type { Logger } from '../support/logger.ts';
 import type { Semaphore } from '../support/semaphore.ts';
 import { childController } from '../support/sleep.ts';
-import { blobExpiry, type FeedCheckpoint, type Gap, type RetryEntry, type Window } from './checkpoint.ts';
+import { blobExpiry, retentionFloor, type FeedCheckpoint, type Gap, type RetryEntry, type Window } from './checkpoint.ts';
 import { decideFailure } from './outcome.ts';
 
 
@@ -122,11 +122,13 @@ export class FeedPoller {
         cp.completeWindow(w.end);
         r.windows++;
       }
-      const sweep = cp.sweepWindows(apiNow, d.config.polling.overlapMs, d.config.polling.sweepIntervalMs);
+      // Planned now, not at the poll's start: a long poll must not send a window that has slid
+      // past the 7-day limit meanwhile (AF20055).
+      const sweep = cp.sweepWindows(d.clock.now(), d.config.polling.overlapMs, d.config.polling.sweepIntervalMs);
       if (sweep) {
         const before = r.late;
         for (const w of sweep) await this.#window(w, cursorAtStart, r, signal);
-        cp.sweepDone(apiNow);
+        cp.sweepDone(apiNow); // the poll's start: anything listed since was seen by this sweep or will be by the next
         this.log.info('sweep of the retention done', { windows: sweep.length, lateBlobs: r.late - before });
       }
     } catch (err) {
@@ -247,10 +249,12 @@ export class FeedPoller {
     const how = await startSubscription(d.api, d.contentType, signal);
     if (err.apiCode === 'AF20023' && how === 'started') {
       // After a restart the API gives only content made available from then on.
+      // Which content is gone cannot be told: any blob not collected yet, late ones included,
+      // anywhere in the feed's coverage. The gap says so, over that whole range.
       const now = d.clock.now();
       this.#reportGap(
         d.checkpoint.gap({
-          from: Math.min(d.checkpoint.cursor, now),
+          from: Math.min(Math.max(d.checkpoint.s.origin, retentionFloor(now)), now),
           to: now,
           reason: `the ${d.contentType} subscription was disabled (AF20023) and has been restarted; the API gives no content made available before the restart, so content created in this range that was not collected yet is lost`,
         }),

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { CollectorError } from '../errors.ts';
@@ -92,13 +92,7 @@ export class StateStore {
   load(): ReadonlyMap<string, FeedCheckpoint> {
     this.#feeds.clear();
     const records = new Map<string, FeedRecord>();
-    let text: string | undefined;
-    try {
-      text = readFileSync(this.file, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') throw new CollectorError('STATE_IO', `cannot read state file ${this.file}: ${code ?? (err as Error).message}`, { fatal: true });
-    }
+    const text = readStateFile(this.file, 'state file');
     if (text !== undefined) {
       this.#snapshotBytes = Buffer.byteLength(text);
       this.#generation = parseSnapshot(text, this.file, records);
@@ -256,6 +250,31 @@ async function writeAtomic(file: string, text: string): Promise<void> {
   }
 }
 
+/**
+ * Reads one of the state's files; undefined when it does not exist. Opened without blocking and
+ * checked to be a regular file before reading: a FIFO or a device at the state path would
+ * otherwise block the process where no signal can stop it.
+ */
+function readStateFile(file: string, what: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new CollectorError('STATE_IO', `cannot read ${what} ${file}: ${code ?? (err as Error).message}`, { fatal: true });
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw new CollectorError('STATE_IO', `${what} ${file} is not a regular file: move it away, or set another state.path`, { fatal: true });
+    return readFileSync(fd, 'utf8');
+  } catch (err) {
+    if (err instanceof CollectorError) throw err;
+    throw new CollectorError('STATE_IO', `cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { fatal: true });
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function serializeSnapshot(feeds: ReadonlyMap<string, FeedCheckpoint>, generation: number): string {
   const out: Record<string, unknown> = {};
   for (const [key, cp] of feeds) out[key] = { ...cp.s, retry: [...cp.retry.values()], done: cp.done.encode() };
@@ -297,9 +316,10 @@ export function parseSnapshot(text: string, file: string, records: Map<string, F
   return gen;
 }
 
+/** A count or a time in ms: a non-negative number a Date can hold (Date's range is ±8.64e15 ms). */
 function num(f: Record<string, unknown>, k: string, at: string, file: string): number {
   const v = f[k];
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw corrupt(file, `${at}.${k} is not a number`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 8.64e15) throw corrupt(file, `${at}.${k} is not a count or a time`);
   return v;
 }
 
@@ -326,6 +346,7 @@ function checkRetry(r: unknown, at: string, file: string): RetryEntry {
 const SCALAR_NUMBERS = ['origin', 'cursor', 'lastSweepAt', 'blobsDelivered', 'recordsDelivered', 'deadLettered', 'lost', 'gaps', 'lateBlobs', 'maxLatenessSeconds'] as const;
 
 function checkScalars(f: Record<string, unknown>, at: string, file: string): FeedScalars {
+  if (typeof f !== 'object' || f === null || Array.isArray(f)) throw corrupt(file, `${at} is not a feed's state`);
   const s: Record<string, unknown> = {};
   if (typeof f.tenantId !== 'string') throw corrupt(file, `${at}.tenantId is not a string`);
   s.tenantId = f.tenantId;
@@ -382,20 +403,8 @@ function fromV1(raw: unknown, at: string, file: string): FeedRecord {
 
 /** Applies the journal's operations (when it extends this snapshot generation); returns its size. */
 function replayJournal(file: string, generation: number, records: Map<string, FeedRecord>): number {
-  let text: string;
-  try {
-    const fd = openSync(file, 'r');
-    try {
-      if (!statSync(file).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EISDIR' });
-      text = readFileSync(fd, 'utf8');
-    } finally {
-      closeSync(fd);
-    }
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return 0;
-    throw new CollectorError('STATE_IO', `cannot read state journal ${file}: ${code ?? (err as Error).message}`, { fatal: true });
-  }
+  const text = readStateFile(file, 'state journal');
+  if (text === undefined) return 0;
   const lines = text.split('\n');
   // Drops what follows the last newline: nothing when the file ends cleanly, or a line torn by a
   // crash mid-append (never reported durable, so never relied upon).

@@ -240,6 +240,15 @@ test('12. the bearer token never goes to a host the API names that is not the co
   const evilUrl = `https://127.0.0.1:${(evil.address() as AddressInfo).port}`;
   const api = https.createServer({ key: tls.keyPem, cert: tls.certPem }, (req, res) => {
     const base = req.url!.split('?')[0]!;
+    if (base.endsWith('/audit/redirect-away')) {
+      res.writeHead(307, { Location: `${evilUrl}/api/v1.0/t/activity/feed/audit/far` });
+      return res.end();
+    }
+    if (base.endsWith('/audit/redirect-home')) {
+      res.writeHead(302, { Location: '/api/v1.0/t/activity/feed/audit/home' });
+      return res.end();
+    }
+    if (base.endsWith('/audit/home')) return res.end('[{"Id":"home"}]');
     if (base.endsWith('/subscriptions/content') && !req.url!.includes('nextPage')) {
       res.setHeader('NextPageUri', `${evilUrl}/api/v1.0/t/activity/feed/subscriptions/content?nextPage=x`);
       res.end(JSON.stringify([{ contentType: 'Audit.Exchange', contentId: 'far', contentUri: `${evilUrl}/api/v1.0/t/activity/feed/audit/far`, contentCreated: '2026-11-25T10:00:00.000Z' }]));
@@ -265,6 +274,11 @@ test('12. the bearer token never goes to a host the API names that is not the co
       return true;
     });
     await assert.rejects(client.call('GET', `${evilUrl}/api/v1.0/t/activity/feed/audit/far`, 'fetch blob far', AbortSignal.timeout(5000)), /not the configured API host.*the token is not sent there/);
+    // Redirects (review finding 7): away from the API host refused and named, on it followed.
+    const apiUrl = `https://127.0.0.1:${(api.address() as AddressInfo).port}`;
+    await assert.rejects(client.call('GET', `${apiUrl}/api/v1.0/t/activity/feed/audit/redirect-away`, 'fetch blob away', AbortSignal.timeout(5000)), /HTTP 307 with a redirect that points at https:\/\/127\.0\.0\.1:\d+, not the configured API host/);
+    const home = await client.call('GET', `${apiUrl}/api/v1.0/t/activity/feed/audit/redirect-home`, 'fetch blob home', AbortSignal.timeout(5000), { raw: true });
+    assert.equal(home.raw!.toString(), '[{"Id":"home"}]');
     assert.deepEqual(seen, [], 'nothing reached the other host');
   } finally {
     agent.destroy();

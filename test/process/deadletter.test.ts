@@ -131,3 +131,21 @@ function runShell(cmd: string): Promise<{ code: number | null; stdout: string; s
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+test('resend keeps a damaged entry with its reason and sends a record written twice only once (review findings 9, 12)', async () => {
+  const cfg = parseYaml(readFileSync(configFile, 'utf8'));
+  cfg.state.path = path.join(dir, 'hand', 'state.json');
+  const handConfig = path.join(dir, 'hand.yaml');
+  writeFileSync(handConfig, stringify(cfg));
+  mkdirSync(path.dirname(cfg.state.path), { recursive: true });
+  const meta = (id: string) => `{"time":"2026-11-30T10:00:00.000Z","tenant":"simulator","contentType":"Audit.Exchange","contentId":"blob-${id}","contentCreated":"2026-11-30T10:00:00.000Z","tag":"cloud.office365.management.exchange","reason":"too large"`;
+  const twice = `${meta('a')},"record":{"Id":"twice","CreationTime":"2026-11-30T09:59:00","Workload":"Exchange"}}\n`;
+  writeFileSync(`${cfg.state.path}.deadletter.ndjson`, twice + twice + `${meta('b')},"record":{"Id":"broken",}}\n`);
+  rx.entries.length = 0;
+  const r = await runCli(['deadletter', 'resend', '-c', handConfig, '--forward-port', String(rx.port)]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  assert.match(r.stdout, /resent 1 record\(s\) .* 1 remain/);
+  assert.match(r.stdout, /still cannot send blob-b .*its record is not valid JSON/);
+  assert.deepEqual(rx.entries.filter((e) => e.tag.startsWith('cloud.')).map((e) => e.record.Id), ['twice']);
+});

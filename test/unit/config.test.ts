@@ -501,3 +501,22 @@ test('every example in conf/ loads with the real loader', async () => {
   const all = files.map((f) => readFileSync(path.join(dir, f), 'utf8')).join('\n');
   for (const key of ['sweep_interval', 'max_record_bytes', 'stall_after']) assert.ok(all.includes(key), `no example shows ${key}`);
 });
+
+describe('keys whose values reach logs, the wire or DNS take only their own shape (review finding 8)', () => {
+  const secret = 'abc8Q~0123456789abcdefghijklmnopqrstuvwx';
+  const random = 'Zq8x2Lm4Pw9Rt6Yu1Io3Ka7Sd5Fg0Hj2Kl4Mn6Bv';
+  const cfg = (tree: Record<string, unknown>) => parseConfig({ tenants: [tenant()], ...tree }, '/x/c.yaml', {}, env());
+  test('tenants[].name, status.tag, output.forward.host, state.path', () => {
+    for (const bad of [secret, random]) {
+      const msgs = problems({ tenants: [tenant({ name: bad })], status: { tag: bad }, output: { forward: { host: bad } } });
+      has(msgs, 'tenants[0].name: must be a label');
+      // A 40-character run of letters and digits is a valid DNS label and tag: only the shape can be checked.
+      if (bad === secret) has(msgs, 'output.forward.host: must be a host name or an IP address', 'status.tag: must be a tag');
+      assert.ok(!msgs.includes(bad.slice(0, 12)), 'never echoed');
+    }
+    for (const ok of ['contoso', 'Contoso-Prod', 'tenant_2', '11111111-2222-3333-4444-555555555555', 'ops@contoso']) assert.equal(cfg({ tenants: [tenant({ name: ok })] }).tenants[0]!.name, ok);
+    assert.equal(cfg({ output: { forward: { host: 'fluent-bit.logging.svc' } } }).output.forward.host, 'fluent-bit.logging.svc');
+    assert.equal(cfg({ output: { forward: { host: '::1' } } }).output.forward.host, '::1');
+    has(problems({ tenants: [tenant()], state: { path: '/proc/self/x.json' } }), 'state.path: is on a virtual file system');
+  });
+});

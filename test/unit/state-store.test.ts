@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -192,6 +193,27 @@ test(
       assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.tmp')), ['other.tmp']);
     } finally {
       store.unlock();
+    }
+  }),
+);
+
+test(
+  'hostile state files are refused with one clear error, never a crash or a hang (review findings 6, 9)',
+  withDir((dir) => {
+    const file = path.join(dir, 'state.json');
+    // A FIFO at the state path: reading it would block the process where no signal can stop it.
+    execFileSync('mkfifo', [file]);
+    assert.throws(() => new StateStore(file).load(), /state file .* is not a regular file/);
+    rmSync(file);
+    // A journal line whose feed state is null; a cursor no Date can hold.
+    const feed = { tenantId: 't', origin: 0, cursor: 0, lastSweepAt: 0, baselined: true, blobsDelivered: 0, recordsDelivered: 0, deadLettered: 0, lost: 0, gaps: 0, lateBlobs: 0, maxLatenessSeconds: 0, retry: [], done: {} };
+    writeFileSync(file, JSON.stringify({ version: 2, generation: 1, feeds: {} }));
+    writeFileSync(`${file}.journal`, '{"journal":2,"generation":1}\n{"k":"t/Audit.Exchange","s":null}\n');
+    assert.throws(() => new StateStore(file).load(), (e: unknown) => e instanceof CollectorError && e.code === 'STATE_CORRUPT' && /line 2 is not a feed's state/.test(e.message));
+    rmSync(`${file}.journal`);
+    for (const cursor of [1e300, -1e300, -1]) {
+      writeFileSync(file, JSON.stringify({ version: 2, generation: 1, feeds: { 't/Audit.Exchange': { ...feed, cursor } } }));
+      assert.throws(() => new StateStore(file).load(), /cursor is not a count or a time/);
     }
   }),
 );
