@@ -104,6 +104,7 @@ export class Collector {
       }
     }
     const existing = store.load();
+    const loaded = new Set(existing.keys()); // the store's map grows as new feeds are created below
     const router = createRouter(config.routing.tagTemplate, config.routing.workloadTables);
     const format = wireFormat(config);
     const wanted = new Set<string>();
@@ -133,8 +134,15 @@ export class Collector {
       }
     }
     for (const [key, cp] of existing) {
-      if (wanted.has(key)) continue;
+      if (wanted.has(key) || !loaded.has(key)) continue;
       this.removedFeeds.push({ key, retryQueue: cp.retry.size });
+      // A tenant renamed in the config (same tenant_id) starts a new feed: its checkpoint is not
+      // carried over, so the new one re-sends or skips what the look-back says. Say so.
+      const ct = key.slice(key.lastIndexOf('/') + 1);
+      const renamed = config.tenants.find((t) => t.tenantId.toLowerCase() === cp.s.tenantId.toLowerCase() && t.contentTypes.includes(ct as never) && !loaded.has(feedKey(t.name, ct)));
+      if (renamed) {
+        log.warn('a tenant seems renamed: its new feed starts from polling.initial_lookback and does not continue the old checkpoint; give it its old name back to continue it', { feed: feedKey(renamed.name, ct), oldFeed: key });
+      }
       log.warn('the state file holds a feed the config no longer has: it is kept, not polled', {
         feed: key,
         retryQueue: cp.retry.size,
