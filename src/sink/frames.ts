@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { EncodedEntry } from '../record/encode.ts';
+import { ByteWriter } from '../record/byte-writer.ts';
 import { frameOverhead } from '../record/encode.ts';
 
 /**
@@ -39,70 +40,18 @@ export function planFrames(entries: readonly EncodedEntry[], maxFrameBytes: numb
 
 /** The frame's bytes, exactly as they go on the wire. */
 export function encodeFrame(plan: FramePlan, chunk: string): Buffer {
-  const tag = Buffer.from(plan.tag);
-  const chunkBytes = Buffer.from(chunk);
-  const n = plan.parts.length;
-  const size = 1 + strHeaderLen(tag.length) + tag.length + 5 + plan.entryBytes + 1 + 5 + intLen(n) + 6 + strHeaderLen(chunkBytes.length) + chunkBytes.length;
-  const b = Buffer.allocUnsafe(size);
-  let p = 0;
-  b[p++] = 0x93;
-  p = writeStrHeader(b, p, tag.length);
-  p += tag.copy(b, p);
-  b[p++] = 0xc6; // bin32: the entries
-  b.writeUInt32BE(plan.entryBytes, p);
-  p += 4;
-  for (const part of plan.parts) p += part.copy(b, p);
-  b[p++] = 0x82;
-  b[p++] = 0xa4;
-  p += b.write('size', p, 'latin1');
-  p = writeUint(b, p, n);
-  b[p++] = 0xa5;
-  p += b.write('chunk', p, 'latin1');
-  p = writeStrHeader(b, p, chunkBytes.length);
-  p += chunkBytes.copy(b, p);
-  return p === size ? b : b.subarray(0, p);
-}
-
-function strHeaderLen(n: number): number {
-  return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
-}
-
-function writeStrHeader(b: Buffer, p: number, n: number): number {
-  if (n < 32) b[p++] = 0xa0 | n;
-  else if (n < 256) {
-    b[p++] = 0xd9;
-    b[p++] = n;
-  } else if (n < 65536) {
-    b[p++] = 0xda;
-    b.writeUInt16BE(n, p);
-    p += 2;
-  } else {
-    b[p++] = 0xdb;
-    b.writeUInt32BE(n, p);
-    p += 4;
-  }
-  return p;
-}
-
-function intLen(n: number): number {
-  return n < 128 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
-}
-
-function writeUint(b: Buffer, p: number, n: number): number {
-  if (n < 128) b[p++] = n;
-  else if (n < 256) {
-    b[p++] = 0xcc;
-    b[p++] = n;
-  } else if (n < 65536) {
-    b[p++] = 0xcd;
-    b.writeUInt16BE(n, p);
-    p += 2;
-  } else {
-    b[p++] = 0xce;
-    b.writeUInt32BE(n, p);
-    p += 4;
-  }
-  return p;
+  const w = new ByteWriter(plan.entryBytes + frameOverhead(plan.tag));
+  w.arrayHeader(3);
+  w.str(plan.tag);
+  w.u8(0xc6); // bin32 for the entries: its size is known, and a fixed header is one less branch
+  w.u32(plan.entryBytes);
+  for (const part of plan.parts) w.raw(part);
+  w.mapHeader(2);
+  w.str('size');
+  w.int(plan.parts.length);
+  w.str('chunk');
+  w.str(chunk);
+  return w.buf.subarray(0, w.pos);
 }
 
 /**

@@ -471,3 +471,20 @@ export async function waitFor(condition: () => boolean, what: string, fb?: Pick<
     await new Promise((r) => setTimeout(r, 20));
   }
 }
+
+/** Records into all inputs and records flushed by all outputs, from Fluent Bit's /api/v1/metrics snapshot. */
+export async function recordCounts(httpPort: number): Promise<{ in: number; out: number } | undefined> {
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(`http://127.0.0.1:${httpPort}/api/v1/metrics`);
+    text = await res.text();
+  } catch {
+    return undefined; // the HTTP server is not listening yet
+  }
+  // Right after start the endpoint can answer 200 with an empty body (no snapshot taken yet; seen with 5.1.1).
+  if (!res.ok || text.trim() === '') return undefined;
+  const m = JSON.parse(text) as { input: Record<string, { records: number }>; output: Record<string, { proc_records: number }> };
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  return { in: sum(Object.values(m.input).map((i) => i.records)), out: sum(Object.values(m.output).map((o) => o.proc_records)) };
+}

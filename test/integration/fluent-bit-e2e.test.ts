@@ -35,7 +35,7 @@ import { createRouter } from '../../src/sink/route.ts';
 import { parseCorpus, startSimulator, type AuditRecord, type Simulator, type SimulatorOptions } from '../../src/simulator/index.ts';
 import { deadLetterPath, DeadLetterFile } from '../../src/state/dead-letter.ts';
 import { runOnce, simConfig } from '../helpers/collector-harness.ts';
-import { freePort, needFluentBit, startFluentBit, waitFor, type FluentBit, type FluentBitOptions } from '../helpers/fluent-bit.ts';
+import { freePort, needFluentBit, startFluentBit, waitFor, type FluentBit, type FluentBitOptions, recordCounts } from '../helpers/fluent-bit.ts';
 import type { ReceivedEntry } from '../helpers/forward-receiver.ts';
 import { canon, mpDecode, reference, sameValue, wellFormed, type V } from '../helpers/msgpack-typed.ts';
 
@@ -172,22 +172,6 @@ async function startPipeline(opts: FluentBitOptions = {}): Promise<Pipeline> {
   return { fb, httpPort };
 }
 
-/** Records into all inputs and records flushed by all outputs, from Fluent Bit's /api/v1/metrics snapshot. */
-async function recordCounts(httpPort: number): Promise<{ in: number; out: number } | undefined> {
-  let res: Response;
-  let text: string;
-  try {
-    res = await fetch(`http://127.0.0.1:${httpPort}/api/v1/metrics`);
-    text = await res.text();
-  } catch {
-    return undefined; // the HTTP server is not listening yet
-  }
-  // Right after start the endpoint can answer 200 with an empty body (no snapshot taken yet; seen with 5.1.1).
-  if (!res.ok || text.trim() === '') return undefined;
-  const m = JSON.parse(text) as { input: Record<string, { records: number }>; output: Record<string, { proc_records: number }> };
-  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-  return { in: sum(Object.values(m.input).map((i) => i.records)), out: sum(Object.values(m.output).map((o) => o.proc_records)) };
-}
 
 /**
  * Waits until `expected` entries reached the receiver and a metrics snapshot shows Fluent Bit took

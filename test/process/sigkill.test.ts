@@ -38,7 +38,7 @@ import { simulatorConfigTree, simulatorConfigYaml } from '../../src/config/simul
 import { startSimulator, type Simulator } from '../../src/simulator/index.ts';
 import { StateStore } from '../../src/state/state-store.ts';
 import { runCli, spawnCli } from '../helpers/cli.ts';
-import { freePort, needFluentBit, startFluentBit, waitFor, type FluentBit } from '../helpers/fluent-bit.ts';
+import { freePort, needFluentBit, startFluentBit, waitFor, type FluentBit, recordCounts } from '../helpers/fluent-bit.ts';
 import { Rng } from '../../src/simulator/prng.ts';
 
 const SIM_SEED = 4242;
@@ -62,21 +62,6 @@ async function untilReceived(reached: () => boolean, maxMs: number): Promise<voi
   while (!reached() && Date.now() < end) await sleep(20);
 }
 
-/** Records in and records flushed, from Fluent Bit's /api/v1/metrics snapshot (refreshed about once a second). */
-async function recordCounts(httpPort: number): Promise<{ in: number; out: number } | undefined> {
-  let res: Response;
-  let text: string;
-  try {
-    res = await fetch(`http://127.0.0.1:${httpPort}/api/v1/metrics`);
-    text = await res.text();
-  } catch {
-    return undefined; // the HTTP server is not listening yet
-  }
-  if (!res.ok || text.trim() === '') return undefined; // no snapshot yet, right after start
-  const m = JSON.parse(text) as { input: Record<string, { records: number }>; output: Record<string, { proc_records: number }> };
-  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-  return { in: sum(Object.values(m.input).map((i) => i.records)), out: sum(Object.values(m.output).map((o) => o.proc_records)) };
-}
 
 /** Waits until the receiver got nothing new for QUIET_MS (diagnostics only; see the header). */
 async function quiet(fb: FluentBit): Promise<void> {
