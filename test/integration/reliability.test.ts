@@ -388,3 +388,19 @@ test('3. the local clock jumping a day forward while the collector runs: no fals
     await sim.close();
   }
 });
+
+test('2. a new tenant whose subscription is found disabled right after it was started: started again, the gap reported, the poll goes on', async () => {
+  const sim = await startSimulator({ seed: 89, records: 200, spanHours: 5 });
+  rx.entries.length = 0;
+  const { config, cleanup } = simConfig(sim, { port: rx.port, spanHours: 6 });
+  try {
+    // AF20022 (none yet) → start → the very next listing meets AF20023 (disabled) → start again.
+    sim.injectFault({ kind: 'subscription-disabled', route: 'content', count: 1 });
+    const s = await runOnce(config);
+    assert.deepEqual(s.errors, [], 'no poll failed');
+    assert.equal(s.gaps, 1);
+  } finally {
+    cleanup();
+    await sim.close();
+  }
+});
