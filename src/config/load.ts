@@ -452,7 +452,7 @@ function parseTenant(
   checkKeys(p, tp, t, [
     'name', 'tenant_id', 'client_id', 'cloud', 'api_url', 'login_url',
     'client_secret', 'client_secret_env', 'client_secret_file', 'certificate',
-    'publisher_identifier', 'content_types',
+    'publisher_identifier', 'content_types', 'max_requests_per_minute',
   ]);
   const before = p.list.length;
   let tenantId = optString(p, tp, t, 'tenant_id');
@@ -502,6 +502,7 @@ function parseTenant(
       });
     }
   }
+  const maxRequestsPerMinute = optInt(p, tp, t, 'max_requests_per_minute', 10, 100_000) ?? DEFAULTS.maxRequestsPerMinute;
   const feeds = tenantId && contentTypesValid ? { path: tp, tenantId, contentTypes } : undefined;
   const name = optString(p, tp, t, 'name') ?? tenantId ?? `tenant${tp}`;
   // The name goes into every log line, status record and state key: a label, never something
@@ -510,7 +511,7 @@ function parseTenant(
     p.add(join(tp, 'name'), `must be a label of letters, digits and . _ - @ (at most 64, not a random-looking string: it appears in logs, status records and the state file), got ${typeName(t.name)}`);
   }
   if (p.list.length > before || !tenantId || !clientId || !credential) return { feeds };
-  return { tenant: { name, tenantId, clientId, cloud, apiUrl, loginUrl, credential, publisherIdentifier, contentTypes }, feeds };
+  return { tenant: { name, tenantId, clientId, cloud, apiUrl, loginUrl, credential, publisherIdentifier, contentTypes, maxRequestsPerMinute }, feeds };
 }
 
 /** Exactly one of the secret forms or a certificate; every file read and checked now. */

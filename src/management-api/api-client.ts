@@ -4,6 +4,7 @@ import type { TokenProvider } from '../auth/token-provider.ts';
 import { CollectorError, describeError } from '../errors.ts';
 import { BACKOFF, backoffDelay } from '../polling/backoff.ts';
 import type { ApiClock } from '../support/api-clock.ts';
+import type { RequestBudget } from '../polling/request-budget.ts';
 import type { Logger } from '../support/logger.ts';
 import { describeNetworkError } from '../support/network-errors.ts';
 import { sleep, timeoutSignal } from '../support/sleep.ts';
@@ -44,6 +45,8 @@ export interface ApiClientOptions {
   log: Logger;
   /** The tenant's API clock: every response's Date header is fed to it (clock-skew measurement). */
   clock?: ApiClock;
+  /** The tenant's request budget, shared by all its content types (every request takes one). */
+  budget?: RequestBudget;
 }
 
 export class ApiClient {
@@ -109,6 +112,8 @@ export class ApiClient {
     let hops = 0;
     for (let attempt = 0; ; attempt++) {
       signal.throwIfAborted();
+      // The tenant's budget first: waiting for it is not part of the request's timeout.
+      await this.opts.budget?.take(signal);
       let err: CollectorError;
       const t = timeoutSignal(signal, this.opts.timeoutMs, what);
       try {
@@ -177,6 +182,8 @@ export class ApiClient {
       if (err.fatal || !transient || attempt + 1 >= this.opts.maxAttempts) throw err;
       this.stats.retried++;
       const delay = backoffDelay(attempt, err.code === 'API_THROTTLED' ? BACKOFF.apiThrottled : BACKOFF.apiCall, { retryAfterSeconds: err.retryAfterSeconds });
+      // Throttled: the whole tenant holds back, not just this call (the quota is the tenant's).
+      if (err.code === 'API_THROTTLED') this.opts.budget?.pause(delay);
       this.opts.log.warn('API call failed; retrying', { call: what, attempt: attempt + 1, delayMs: delay, error: describeError(err) });
       await sleep(delay, signal);
     }

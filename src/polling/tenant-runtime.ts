@@ -4,6 +4,7 @@ import tls from 'node:tls';
 import { createTokenProvider, type TokenProvider } from '../auth/token-provider.ts';
 import type { Config, TenantConfig } from '../config/schema.ts';
 import { ApiClient } from '../management-api/api-client.ts';
+import { RequestBudget } from './request-budget.ts';
 import { ApiClock } from '../support/api-clock.ts';
 import { systemClock, type Clock } from '../support/clock.ts';
 import type { Logger } from '../support/logger.ts';
@@ -60,6 +61,7 @@ export function createTenantRuntime(
     maxAttempts: config.polling.maxAttempts,
     log: opts.log.child({ tenant: tenant.name }),
     clock,
+    budget: new RequestBudget(tenant.maxRequestsPerMinute),
   });
   return { tenant, clock, tokens, api, agent, close: () => agent.destroy() };
 }

@@ -520,3 +520,11 @@ describe('keys whose values reach logs, the wire or DNS take only their own shap
     has(problems({ tenants: [tenant()], state: { path: '/proc/self/x.json' } }), 'state.path: is on a virtual file system');
   });
 });
+
+test('tenants[].max_requests_per_minute: default 1,800, an integer from 10 to 100,000', () => {
+  const c = parseConfig({ tenants: [tenant()] }, '/x/c.yaml', {}, env());
+  assert.equal(c.tenants[0]!.maxRequestsPerMinute, 1800);
+  assert.equal(c.polling.concurrency, 8);
+  assert.equal(parseConfig({ tenants: [tenant({ max_requests_per_minute: 600 })] }, '/x/c.yaml', {}, env()).tenants[0]!.maxRequestsPerMinute, 600);
+  has(problems({ tenants: [tenant({ max_requests_per_minute: 5 })] }), 'tenants[0].max_requests_per_minute: must be an integer from 10 to 100000');
+});
