@@ -143,7 +143,7 @@ export class ApiClient {
         this.opts.clock?.observeHeader(res.headers.get('date'));
         if (res.status >= 300 && res.status < 400) {
           const location = res.headers.get('location');
-          await res.arrayBuffer().catch(() => {});
+          await readBody(res).catch(() => {});
           let next: URL | undefined;
           try {
             next = location ? new URL(location, target) : undefined;
@@ -190,10 +190,31 @@ export class ApiClient {
   }
 }
 
+/**
+ * The body's bytes. With a Content-Length (and no content encoding) they go straight into one
+ * buffer of that size: a 40 MiB blob is held once, not once in chunks and again concatenated.
+ */
+async function readBody(res: Response): Promise<Buffer> {
+  const length = Number(res.headers.get('content-length'));
+  const encoded = (res.headers.get('content-encoding') ?? 'identity') !== 'identity';
+  if (!res.body || encoded || !Number.isSafeInteger(length) || length < 0 || res.headers.get('content-length') === null) {
+    return Buffer.from(await res.arrayBuffer());
+  }
+  const buf = Buffer.allocUnsafe(length);
+  let at = 0;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    if (at + chunk.length > length) throw new Error(`more bytes than its Content-Length (${length})`);
+    chunk.copy(buf, at);
+    at += chunk.length;
+  }
+  if (at !== length) throw new Error(`${at} of ${length} bytes`);
+  return buf;
+}
+
 async function readResponse(res: Response, what: string, raw: boolean): Promise<ApiResponse> {
   let bytes: Buffer;
   try {
-    bytes = Buffer.from(await res.arrayBuffer());
+    bytes = await readBody(res);
   } catch (e) {
     throw new CollectorError('API_BAD_RESPONSE', `${what}: response body broke off (${(e as Error).message})`);
   }

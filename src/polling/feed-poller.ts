@@ -7,7 +7,7 @@ import { parseApiTime, parseInstant } from '../management-api/dates.ts';
 import { fetchBlobPages } from '../management-api/fetch-blob.ts';
 import { listContentPages, type BlobRef, type ContentPage } from '../management-api/list-content.ts';
 import { startSubscription } from '../management-api/subscriptions.ts';
-import { encodeBlob, type WireFormat } from '../record/encode.ts';
+import { encodeBatches, type WireFormat } from '../record/encode.ts';
 import { JsonBodyError } from '../record/json-records.ts';
 import type { Router } from '../sink/route.ts';
 import type { EncodedEntry, Sink } from '../sink/types.ts';
@@ -339,38 +339,54 @@ export class FeedPoller {
     }
     let records = 0;
     let dead = 0;
+    // Sends wait for their acks side by side; each batch is handed to the output (within its
+    // memory bound) before the next is read, so the blob is never held encoded as a whole.
+    const acked: Promise<void>[] = [];
     try {
       const pages = await fetchBlobPages(d.api, blob.contentUri, blob.contentId, signal);
       const maxAlone = d.format.wire === 'forward' ? d.config.output.forward.maxRecordBytes : undefined;
-      for (const [i, page] of pages.entries()) {
-        let enc;
-        try {
-          enc = encodeBlob(page, { format: d.format, router: d.router, contentType: d.contentType, fallback: created, maxFrameBytesAlone: maxAlone });
-        } catch (err) {
-          if (err instanceof JsonBodyError) throw new CollectorError('API_BAD_RESPONSE', `fetch blob ${blob.contentId}: the body is not a JSON array of records (${err.message})`);
-          throw err;
+      const batchBytes = d.format.wire === 'forward' ? d.config.output.forward.maxFrameBytes : 1024 * 1024;
+      for (const page of pages) {
+        const batches = encodeBatches(page, { format: d.format, router: d.router, contentType: d.contentType, fallback: created, maxFrameBytesAlone: maxAlone }, batchBytes);
+        for (;;) {
+          let next;
+          try {
+            next = batches.next();
+          } catch (err) {
+            if (err instanceof JsonBodyError) throw new CollectorError('API_BAD_RESPONSE', `fetch blob ${blob.contentId}: the body is not a JSON array of records (${err.message})`);
+            throw err;
+          }
+          if (next.done) break;
+          const enc = next.value;
+          this.counters.timeFallbacks += enc.timeFallbacks;
+          if (enc.deadLetters.length > 0) {
+            const now = new Date().toISOString();
+            const entries: DeadLetterEntry[] = enc.deadLetters.map((x) => ({
+              time: now,
+              tenant: d.tenant.name,
+              contentType: d.contentType,
+              contentId: blob.contentId,
+              contentCreated: blob.contentCreated,
+              tag: x.tag,
+              reason: x.reason,
+              ...(x.id !== undefined ? { id: x.id } : {}),
+              record: x.raw,
+            }));
+            await d.deadLetters.append(entries);
+            for (const x of enc.deadLetters) this.log.error('record dead-lettered', { contentId: blob.contentId, id: x.id ?? null, reason: x.reason, file: d.deadLetters.file });
+            dead += entries.length;
+          }
+          if (enc.entries.length === 0) continue;
+          await new Promise<void>((taken, failed) => {
+            const p = d.sink.send(enc.entries as EncodedEntry[], signal, taken);
+            acked.push(p);
+            p.catch(failed);
+          });
+          records += enc.entries.length;
         }
-        this.counters.timeFallbacks += enc.timeFallbacks;
-        if (enc.deadLetters.length > 0) {
-          const now = new Date().toISOString();
-          const entries: DeadLetterEntry[] = enc.deadLetters.map((x) => ({
-            time: now,
-            tenant: d.tenant.name,
-            contentType: d.contentType,
-            contentId: blob.contentId,
-            contentCreated: blob.contentCreated,
-            tag: x.tag,
-            reason: x.reason,
-            ...(x.id !== undefined ? { id: x.id } : {}),
-            record: x.raw,
-          }));
-          await d.deadLetters.append(entries);
-          for (const x of enc.deadLetters) this.log.error('record dead-lettered', { contentId: blob.contentId, id: x.id ?? null, reason: x.reason, file: d.deadLetters.file });
-          dead += entries.length;
-        }
-        await d.sink.send(enc.entries as EncodedEntry[], signal, i === pages.length - 1 ? queued : undefined);
-        records += enc.entries.length;
       }
+      queued();
+      await Promise.all(acked);
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       const decision = decideFailure(err, { attempts: retry?.attempts ?? 0, notFound: retry?.notFound ?? 0, apiNow: d.clock.now(), expiresAt });

@@ -83,30 +83,55 @@ export function recordInstant(creationTime: string | undefined, fallback: Instan
   return { t, fromRecord: true };
 }
 
-/** Encodes every record of one blob page. Throws JsonBodyError when the body is not a JSON array. */
+/** Encodes every record of one blob page at once. Throws JsonBodyError when the body is not a JSON array. */
 export function encodeBlob(rawBody: Buffer, o: EncodeOptions): EncodedBlob {
+  const all: EncodedBlob = { entries: [], deadLetters: [], timeFallbacks: 0 };
+  for (const b of encodeBatches(rawBody, o, Infinity)) {
+    all.entries.push(...b.entries);
+    all.deadLetters.push(...b.deadLetters);
+    all.timeFallbacks += b.timeFallbacks;
+  }
+  return all;
+}
+
+/**
+ * Encodes one blob page as it is read, in batches: the records of one tag, up to `batchBytes`
+ * (the output's frame size), are yielded as soon as they fill a batch, with the dead letters and
+ * time fallbacks seen since the previous batch; the rest at the end. The caller hands each batch
+ * to the output before reading on, so a 40 MiB blob never sits in memory encoded as a whole: only
+ * its bytes, one record being encoded, and one open batch per tag. Throws JsonBodyError when the
+ * body is not a JSON array (batches yielded before that stay valid).
+ */
+export function* encodeBatches(rawBody: Buffer, o: EncodeOptions, batchBytes: number): Generator<EncodedBlob> {
   // A UTF-8 byte-order mark is not JSON, but HTTP clients strip it silently (the previous
   // res.text() path did): tolerate it rather than park a blob over it.
   const body = ensureUtf8(rawBody[0] === 0xef && rawBody[1] === 0xbb && rawBody[2] === 0xbf ? rawBody.subarray(3) : rawBody);
-  const out = new ByteWriter(body.length + (body.length >> 3) + 1024);
+  const out = new ByteWriter(64 * 1024); // one record at a time
   const transcode = o.format.wire === 'forward' && o.format.record === 'record';
   const reader = new RecordReader(body, transcode ? { writer: out, reserve: ENTRY_HEADER, maxDepth: FLUENT_BIT_MAX_DEPTH } : {});
-  const ranges: Array<{ tag: string; start: number; end: number }> = [];
-  const deadLetters: DeadLetter[] = [];
+  const open = new Map<string, { w: ByteWriter; ends: number[] }>();
+  let deadLetters: DeadLetter[] = [];
   let timeFallbacks = 0;
+  const take = (tag: string, b: { w: ByteWriter; ends: number[] }): EncodedBlob => {
+    const entries = b.ends.map((end, i) => ({ tag, bytes: b.w.buf.subarray(i === 0 ? 0 : b.ends[i - 1], end) }));
+    const batch = { entries, deadLetters, timeFallbacks };
+    deadLetters = [];
+    timeFallbacks = 0;
+    return batch;
+  };
   for (let r = reader.next(); r !== undefined; r = reader.next()) {
-    const entryStart = transcode ? r.mpStart - ENTRY_HEADER : out.pos;
+    const entryStart = transcode ? r.mpStart - ENTRY_HEADER : 0;
     const tag = o.fixedTag ?? o.router.tag(r.kind === 'object' ? r.workload : undefined, o.contentType);
-    const dead = (reason: string) => {
-      if (transcode && r.mpStart >= 0) out.pos = entryStart;
-      deadLetters.push({ tag, reason, ...(r.id !== undefined ? { id: r.id } : {}), raw: body.subarray(r.start, r.end) });
-    };
+    const dead = (reason: string) => deadLetters.push({ tag, reason, ...(r.id !== undefined ? { id: r.id } : {}), raw: body.subarray(r.start, r.end) });
+    if (!transcode) out.reset();
     if (r.kind !== 'object') {
       dead(`the blob's element is ${r.kind === 'array' ? 'an array' : `a ${r.kind}`}, not a JSON object (an audit record)`);
+      out.reset();
       continue;
     }
     if (r.tooDeep) {
       dead(`the record nests ${r.depth} levels deep; Fluent Bit drops records nested deeper than ${FLUENT_BIT_MAX_DEPTH} (it acknowledges them, then they never reach an output)`);
+      out.reset();
       continue;
     }
     const { t, fromRecord } = recordInstant(r.creationTime, o.fallback);
@@ -131,17 +156,32 @@ export function encodeBlob(rawBody: Buffer, o: EncodeOptions): EncodedBlob {
       const message = JSON.stringify(body.toString('utf8', r.start, r.end));
       out.raw(Buffer.from(`{"tag":${JSON.stringify(tag)},"time":"${isoNanos(t)}","record":{"devo_tag":${JSON.stringify(tag)},"message":${message}}}\n`));
     }
-    const end = out.pos;
-    if (o.maxFrameBytesAlone !== undefined && end - entryStart + frameOverhead(tag) > o.maxFrameBytesAlone) {
-      out.pos = entryStart;
-      dead(`the record encodes to ${end - entryStart} bytes, more than a frame may carry (output.forward.max_record_bytes = ${o.maxFrameBytesAlone}); raise it together with Fluent Bit's buffer_max_size, then run \`m365-forward deadletter resend\``);
+    const size = out.pos - entryStart;
+    if (o.maxFrameBytesAlone !== undefined && size + frameOverhead(tag) > o.maxFrameBytesAlone) {
+      dead(`the record encodes to ${size} bytes, more than a frame may carry (output.forward.max_record_bytes = ${o.maxFrameBytesAlone}); raise it together with Fluent Bit's buffer_max_size, then run \`m365-forward deadletter resend\``);
+      out.reset();
       continue;
     }
-    ranges.push({ tag, start: entryStart, end });
+    let b = open.get(tag);
+    if (b && b.w.pos > 0 && b.w.pos + size > batchBytes) {
+      yield take(tag, b);
+      b = undefined;
+    }
+    if (!b) {
+      b = { w: new ByteWriter(Math.min(Number.isFinite(batchBytes) ? batchBytes : 256 * 1024, Math.max(size, 64 * 1024))), ends: [] };
+      open.set(tag, b);
+    }
+    b.w.raw(out.buf, entryStart, out.pos);
+    b.ends.push(b.w.pos);
+    out.reset();
   }
-  // Views are taken at the end: the buffer may have been replaced while growing.
-  const buf = out.buf;
-  return { entries: ranges.map((x) => ({ tag: x.tag, bytes: buf.subarray(x.start, x.end) })), deadLetters, timeFallbacks };
+  const rest = [...open];
+  open.clear();
+  if (rest.length === 0) {
+    if (deadLetters.length || timeFallbacks) yield { entries: [], deadLetters, timeFallbacks };
+    return;
+  }
+  for (const [tag, b] of rest) yield take(tag, b);
 }
 
 /** ISO-8601 UTC with the fraction to the nanosecond when there is one below the millisecond. */

@@ -131,7 +131,7 @@ export class ForwardSink implements Sink {
     this.#ackTimeoutMs = cfg.ackTimeoutMs;
     this.#maxAckTimeoutMs = Math.max(cfg.ackTimeoutMs, Math.min(cfg.ackTimeoutMs * 10, 600_000));
     // What may wait for acks at once, whoever sent it: the memory bound of the output (DESIGN 5).
-    this.#maxPendingBytes = Math.max(cfg.maxRecordBytes, 4 * cfg.maxFramesInFlight * cfg.maxFrameBytes);
+    this.#maxPendingBytes = Math.max(cfg.maxRecordBytes, 2 * cfg.maxFramesInFlight * cfg.maxFrameBytes);
   }
 
   /** The current effective ack timeout and in-flight window (status, tests). */
