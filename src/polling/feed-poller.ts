@@ -385,6 +385,7 @@ export class FeedPoller {
           records += enc.entries.length;
         }
       }
+      pages.length = 0; // every record is encoded and queued: the blob's bytes may go while acks are awaited
       queued();
       await Promise.all(acked);
     } catch (err) {

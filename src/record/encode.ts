@@ -168,7 +168,9 @@ export function* encodeBatches(rawBody: Buffer, o: EncodeOptions, batchBytes: nu
       b = undefined;
     }
     if (!b) {
-      b = { w: new ByteWriter(Math.min(Number.isFinite(batchBytes) ? batchBytes : 256 * 1024, Math.max(size, 64 * 1024))), ends: [] };
+      // Sized once for what this blob can put in it, so it does not grow by doubling (and keep
+      // the larger buffer alive through the views taken of it).
+      b = { w: new ByteWriter(Math.max(size, Math.min(batchBytes, body.length + (body.length >> 3))) + 1024), ends: [] };
       open.set(tag, b);
     }
     b.w.raw(out.buf, entryStart, out.pos);

@@ -7,7 +7,7 @@ import { CollectorError } from '../errors.ts';
 import { BACKOFF, backoffDelay } from '../polling/backoff.ts';
 import type { Logger } from '../support/logger.ts';
 import { frameOverhead } from '../record/encode.ts';
-import { chunkIds, encodeFrame, planFrames, type FramePlan } from './frames.ts';
+import { chunkIds, encodeFrame, planFrames, type FrameBytes, type FramePlan } from './frames.ts';
 import type { EncodedEntry, Sink, SinkHealth } from './types.ts';
 
 /**
@@ -62,7 +62,7 @@ interface Frame {
   chunk: string;
   tag: string;
   pieces: Piece[];
-  bytes: Buffer;
+  bytes: FrameBytes;
   records: number;
   /** First written (ms, performance clock), for latency. */
   firstSentAt?: number;
@@ -290,7 +290,6 @@ export class ForwardSink implements Sink {
     const chunk = this.#nextChunk();
     const plan: FramePlan = { tag: first.plan.tag, parts: pieces.flatMap((p) => p.plan.parts), entryBytes: bytes };
     const frame: Frame = { chunk, tag: plan.tag, pieces, bytes: encodeFrame(plan, chunk), records: plan.parts.length, resent: false, acksOnConnAtSend: 0 };
-    for (const p of pieces) p.plan.parts = []; // the frame's bytes hold them now: let the blobs' buffers go sooner
     return frame;
   }
 
@@ -299,7 +298,12 @@ export class ForwardSink implements Sink {
     f.firstSentAt ??= now();
     f.acksOnConnAtSend = c.acks;
     this.stats.framesSent++;
-    if (!c.socket.write(f.bytes)) c.draining = true;
+    // Corked by #pump (or here, for a re-send): the pieces leave in one writev.
+    c.socket.cork();
+    let ok = true;
+    for (const chunk of f.bytes.chunks) ok = c.socket.write(chunk) && ok;
+    c.socket.uncork();
+    if (!ok) c.draining = true;
     clearTimeout(f.timer);
     f.timer = setTimeout(() => this.#onAckTimeout(f), this.#ackTimeoutMs);
   }

@@ -38,20 +38,29 @@ export function planFrames(entries: readonly EncodedEntry[], maxFrameBytes: numb
   return out;
 }
 
-/** The frame's bytes, exactly as they go on the wire. */
-export function encodeFrame(plan: FramePlan, chunk: string): Buffer {
-  const w = new ByteWriter(plan.entryBytes + frameOverhead(plan.tag));
-  w.arrayHeader(3);
-  w.str(plan.tag);
-  w.u8(0xc6); // bin32 for the entries: its size is known, and a fixed header is one less branch
-  w.u32(plan.entryBytes);
-  for (const part of plan.parts) w.raw(part);
-  w.mapHeader(2);
-  w.str('size');
-  w.int(plan.parts.length);
-  w.str('chunk');
-  w.str(chunk);
-  return w.buf.subarray(0, w.pos);
+/**
+ * The frame as it goes on the wire, in pieces: its header, the entries as they are (views into the
+ * encoder's batches, never copied), and its options. Written corked, they leave in one writev.
+ */
+export interface FrameBytes {
+  chunks: Buffer[];
+  length: number;
+}
+
+export function encodeFrame(plan: FramePlan, chunk: string): FrameBytes {
+  const head = new ByteWriter(frameOverhead(plan.tag));
+  head.arrayHeader(3);
+  head.str(plan.tag);
+  head.u8(0xc6); // bin32 for the entries: its size is known, and a fixed header is one less branch
+  head.u32(plan.entryBytes);
+  const tail = new ByteWriter(64);
+  tail.mapHeader(2);
+  tail.str('size');
+  tail.int(plan.parts.length);
+  tail.str('chunk');
+  tail.str(chunk);
+  const chunks = [head.buf.subarray(0, head.pos), ...plan.parts, tail.buf.subarray(0, tail.pos)];
+  return { chunks, length: head.pos + plan.entryBytes + tail.pos };
 }
 
 /**

@@ -21,7 +21,9 @@ test('frames hold one tag each, never exceed the maximum once encoded, and decod
     const ids = new Set<unknown>();
     for (const p of plans) {
       const chunk = next();
-      const bytes = encodeFrame(p, chunk);
+      const frame = encodeFrame(p, chunk);
+      const bytes = Buffer.concat(frame.chunks);
+      assert.equal(bytes.length, frame.length);
       assert.ok(bytes.length <= max, `frame ${bytes.length} > ${max}`);
       const msg = protocol.decodeClientMessage(bytes) as protocol.PackedForwardMode;
       assert.ok(protocol.isPackedForwardMode(msg));
@@ -44,6 +46,7 @@ test('an entry larger than the frame budget travels alone', () => {
   const plans = planFrames([entry(0, 't', 10), big, entry(2, 't', 10)], 4096);
   assert.deepEqual(plans.map((p) => p.parts.length), [1, 1, 1]);
   assert.ok(encodeFrame(plans[1]!, chunkIds()()).length > 4096 - 64 - 1);
+  assert.equal(encodeFrame(plans[1]!, 'x').chunks[1], plans[1]!.parts[0], 'entries are not copied');
 });
 
 test('chunk ids are unique 128-bit base64 strings', () => {
