@@ -14,6 +14,8 @@ import { deadletterListCommand, deadletterResendCommand } from './commands/deadl
 import { parseDuration } from './config/durations.ts';
 import { CONTENT_TYPES } from './management-api/content-types.ts';
 import { reportFatal } from './commands/common.ts';
+// Imported, not looked up at run time: the bundle (src/build.mjs) carries it, wherever it runs from.
+import pkg from '../package.json' with { type: 'json' };
 
 const configOpt = { alias: 'c', type: 'string', demandOption: true, describe: 'collector config file (YAML)', requiresArg: true } as const;
 const overrideOpts = <T,>(y: Argv<T>) =>
@@ -51,6 +53,7 @@ const done = (code: number) => {
 
 await yargs(hideBin(process.argv))
   .scriptName('m365-forward')
+  .version(pkg.version)
   .usage('$0 <command> [options]\n\nMicrosoft 365 audit logs (Office 365 Management Activity API) into Fluent Bit or Vector over the Forward protocol.')
   .option('log-level', { choices: ['debug', 'info', 'warn', 'error'] as const, describe: 'log level (logs go to stderr as JSON lines)' })
   .command(

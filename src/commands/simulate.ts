@@ -18,6 +18,7 @@ import {
   formatFault,
   generateClientCertificate,
   maxLateByMs,
+  MAX_LATENCY_MS,
   parseCorpus,
   parseFaultSpec,
   startSimulator,
@@ -50,6 +51,10 @@ export interface SimulateArgs {
   retryAfter?: number;
   /** The API clock's offset from the local clock, a duration with an optional sign (`-2h`). */
   clockOffset?: string;
+  /** Every API call answered this many ms after it arrived (SimulatorOptions.latencyMs). */
+  latencyMs?: number;
+  /** API calls allowed a minute per PublisherIdentifier, then 403 AF429 (SimulatorOptions.requestsPerMinute). */
+  requestsPerMinute?: number;
   writeConfig?: string;
   statePath?: string;
   /** Credential in the written config: the simulator's client secret, or a fresh certificate. */
@@ -88,6 +93,8 @@ export function simulateOptions<T>(y: Argv<T>) {
     .option('late-by', { type: 'string', array: true, describe: `DURATION[,DURATION...] late blobs are dated before their release, assigned in turn (e.g. 30h,6d; at most ${formatDuration(maxLateByMs())}; needs --late and --late-release; default: none)`, requiresArg: true })
     .option('late-release', { type: 'number', describe: 'SECONDS after start when the --late blobs become listable (needs --late-by; default: none)', requiresArg: true })
     .option('page-size', { type: 'number', default: 32, describe: 'blobs per listing page before NextPageUri' })
+    .option('latency-ms', { type: 'number', default: 0, describe: 'answer every API call (start, stop, list, content, blob; never the token endpoint) this many ms after it arrived, as the real API takes 100-800 ms' })
+    .option('requests-per-minute', { type: 'number', describe: 'API calls allowed a minute per PublisherIdentifier, then 403 AF429 (the real quota is about 2000; default: no quota)', requiresArg: true })
     .option('clock-offset', { type: 'string', default: '0s', describe: "the API's clock = local clock + DURATION, sign allowed (e.g. 90s, -2h, 3d): skew as a collector meets it", requiresArg: true })
     .option('fault', { type: 'string', array: true, describe: 'arm a fault at start: KIND[@ROUTE][:COUNT], repeatable, served in the order given (kinds and default routes below; default: none)', requiresArg: true })
     .option('slow-ms', { type: 'number', default: DEFAULT_SLOW_MS, describe: "how long a 'slow' fault waits before answering, in ms" })
@@ -104,7 +111,7 @@ export function simulateArgs(a: Awaited<ReturnType<typeof simulateOptions>['argv
   return {
     port: a.port, seed: a.seed, records: a.records, corpus: a.corpus, span: a.span, late: a.late, lateBy: a['late-by'], lateRelease: a['late-release'],
     pageSize: a['page-size'], faults: a.fault, slowMs: a['slow-ms'], retryAfter: a['retry-after'], clockOffset: a['clock-offset'],
-    writeConfig: a['write-config'], statePath: a.state, credential: a.credential, clientCertificates: a['client-certificate'],
+    latencyMs: a['latency-ms'], requestsPerMinute: a['requests-per-minute'], writeConfig: a['write-config'], statePath: a.state, credential: a.credential, clientCertificates: a['client-certificate'],
   };
 }
 
@@ -140,6 +147,8 @@ export function simulatorOptions(a: SimulateArgs): SimulatorOptions {
   if (a.pageSize !== undefined && !(Number.isInteger(a.pageSize) && a.pageSize >= 1)) problems.push(`--page-size must be a positive integer, got ${a.pageSize}`);
   if (a.slowMs !== undefined && !(Number.isInteger(a.slowMs) && a.slowMs >= 0)) problems.push(`--slow-ms must be a whole number of milliseconds >= 0, got ${a.slowMs}`);
   if (a.retryAfter !== undefined && !(Number.isInteger(a.retryAfter) && a.retryAfter >= 0)) problems.push(`--retry-after must be a whole number of seconds >= 0, got ${a.retryAfter}`);
+  if (a.latencyMs !== undefined && !(Number.isInteger(a.latencyMs) && a.latencyMs >= 0 && a.latencyMs <= MAX_LATENCY_MS)) problems.push(`--latency-ms must be a whole number of milliseconds from 0 to ${MAX_LATENCY_MS}, got ${a.latencyMs}`);
+  if (a.requestsPerMinute !== undefined && !(Number.isInteger(a.requestsPerMinute) && a.requestsPerMinute >= 1)) problems.push(`--requests-per-minute must be a whole number above 0, got ${a.requestsPerMinute}`);
   const faults: Fault[] = [];
   for (const spec of a.faults ?? []) {
     const r = parseFaultSpec(spec, { delayMs: a.slowMs, retryAfterSeconds: a.retryAfter });
@@ -195,6 +204,8 @@ export function simulatorOptions(a: SimulateArgs): SimulatorOptions {
     clientCertificates,
     faults,
     clockOffsetMs,
+    ...(a.latencyMs ? { latencyMs: a.latencyMs } : {}),
+    ...(a.requestsPerMinute !== undefined ? { requestsPerMinute: a.requestsPerMinute } : {}),
   };
 }
 
@@ -265,6 +276,9 @@ export async function simulateCommand(a: SimulateArgs): Promise<number> {
       process.once('SIGINT', resolve);
       process.once('SIGTERM', resolve);
     });
+    // What the collector asked of it (requests by route, throttled, the API call span): the last
+    // line, so a bench or a person reads what a run cost the API side (test/bench/run.ts).
+    process.stdout.write(JSON.stringify({ stats: sim.stats() }) + '\n');
     return EXIT.ok;
   } catch (err) {
     return reportFatal(err);
@@ -289,6 +303,8 @@ function readyLine(sim: Simulator, o: SimulatorOptions, caFile: string): Record<
     faults: (o.faults ?? []).map(formatFault),
     clockOffsetMs: o.clockOffsetMs ?? 0,
   };
+  if (o.latencyMs) ready.latencyMs = o.latencyMs;
+  if (o.requestsPerMinute !== undefined) ready.requestsPerMinute = o.requestsPerMinute;
   if (o.lateRelease) {
     const nowMs = sim.now();
     const held = blobs.filter((b) => b.availableAt > nowMs);

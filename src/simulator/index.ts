@@ -34,6 +34,8 @@
  *   request that reads an enabled subscription and stops it (restart: §3.2 gap).
  * - Late release (lateRelease): a share of blobs listed only at anchor + releaseAfterMs, dated
  *   hours to days before it: content a collector's cursor has already passed (§4 "Latency").
+ * - latencyMs delays every API answer (start, stop, list, content, blob) by a timer, never the
+ *   token or metadata endpoints; the request is counted (stats, firstApiRequestMs) on arrival.
  * - Blob bodies are rendered once to Buffers and served as they are; records are held only as
  *   those bytes (SimBlob.records parses them on demand).
  */
@@ -59,6 +61,9 @@ export { DEFAULT_SLOW_MS, faultApplies, FAULT_KINDS, FAULT_KIND_NAMES, FAULT_ROU
 export { contentTypeForRecord, parseCorpus } from './corpus.ts';
 export { generateClientCertificate } from './tls.ts';
 export { parseListTime } from './time-window.ts';
+
+/** The longest latencyMs accepted: a minute, beyond any API answer a collector should wait for. */
+export const MAX_LATENCY_MS = 60_000;
 
 const SECRET_ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789~._-';
 
@@ -110,6 +115,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   check(lateMinutes[0] >= 0 && lateMinutes[1] >= lateMinutes[0], `lateMinutes must be [min, max] with 0 <= min <= max, got [${lateMinutes.join(', ')}]`);
   check(duplicateFraction >= 0 && duplicateFraction <= 1, `duplicateFraction must be within 0..1, got ${duplicateFraction}`);
   check(opts.requestsPerMinute === undefined || (Number.isInteger(opts.requestsPerMinute) && opts.requestsPerMinute > 0), `requestsPerMinute must be a positive integer, got ${opts.requestsPerMinute}`);
+  check(opts.latencyMs === undefined || (Number.isInteger(opts.latencyMs) && opts.latencyMs >= 0 && opts.latencyMs <= MAX_LATENCY_MS), `latencyMs must be a whole number of ms from 0 to ${MAX_LATENCY_MS}, got ${opts.latencyMs}`);
   check(Number.isInteger(pageSize) && pageSize >= 1, `pageSize must be a positive integer, got ${pageSize}`);
   check(expirationDays > 0, `contentExpirationDays must be > 0, got ${expirationDays}`);
   check(Number.isFinite(clockOffsetMs), `clockOffsetMs must be a finite number, got ${clockOffsetMs}`);
@@ -139,7 +145,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   }
 
   const [tls, signingKey] = await Promise.all([generateServerTls(host), generateSigningKey()]);
-  const stats: SimStats = { requests: 0, byRoute: {}, missingPublisherIdentifier: 0, unknownRequests: 0, tokensIssued: 0, faultsServed: 0, throttled: 0 };
+  const stats: SimStats = { requests: 0, byRoute: {}, missingPublisherIdentifier: 0, unknownRequests: 0, tokensIssued: 0, faultsServed: 0, throttled: 0, firstApiRequestMs: null, lastApiRequestMs: null };
   const onUnknownRequest =
     opts.onUnknownRequest ?? ((method: string, url: string) => process.stderr.write(`[m365-sim] 404 no route for ${method} ${url.split('?')[0]}\n`));
 
@@ -149,6 +155,7 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     now,
     faults,
     quota: opts.requestsPerMinute ? new RequestQuota(opts.requestsPerMinute) : null,
+    latencyMs: opts.latencyMs ?? 0,
     stats,
     contexts: () => {
       if (!contexts) throw new Error('simulator not ready');

@@ -23,6 +23,8 @@ export interface ServerDeps {
   faults: FaultQueue;
   /** optional per-minute API quota */
   quota: RequestQuota | null;
+  /** Every API call is answered this many ms after it arrived (0: at once). */
+  latencyMs: number;
   stats: SimStats;
   /** Filled in once the port is known (URLs depend on it). */
   contexts(): { token: TokenContext; api: ApiContext };
@@ -103,7 +105,19 @@ export class SimServer {
 
     const query = queryParams(url);
     const publisherId = query.get('publisheridentifier');
-    if (API_ROUTES.has(route.name) && !publisherId) stats.missingPublisherIdentifier += 1;
+    const isApi = API_ROUTES.has(route.name);
+    if (isApi) {
+      if (!publisherId) stats.missingPublisherIdentifier += 1;
+      const arrived = this.deps.now();
+      stats.firstApiRequestMs ??= arrived;
+      stats.lastApiRequestMs = arrived;
+      // The API's own answer time (latencyMs): a tracked timer, so other requests, the token
+      // endpoint among them, are served meanwhile and close() does not wait for it.
+      if (this.deps.latencyMs > 0) {
+        await this.sleep(this.deps.latencyMs);
+        if (this.closing) return;
+      }
+    }
 
     let truncate = false;
     let forceTokenExpired = false;
@@ -144,7 +158,7 @@ export class SimServer {
       }
     }
 
-    if (this.deps.quota && API_ROUTES.has(route.name)) {
+    if (this.deps.quota && isApi) {
       const refused = this.deps.quota.check(route.name, publisherId, this.deps.now());
       if (refused) {
         stats.throttled += 1;

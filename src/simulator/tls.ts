@@ -3,7 +3,7 @@
  * the repo). MSAL refuses non-HTTPS authorities, so the simulator serves HTTPS with a server
  * certificate signed by a throw-away CA whose certificate clients are told to trust (caPem).
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { generate } from 'selfsigned';
 
@@ -23,7 +23,11 @@ export async function generateServerTls(host: string, opts: { expired?: boolean 
   // Backdate validity an hour: a client clock slightly behind must not see "not yet valid".
   const notBeforeDate = new Date(Date.now() - (opts.expired ? 48 * HOUR : HOUR));
   const notAfterDate = new Date(Date.now() + (opts.expired ? -24 * HOUR : 30 * 24 * HOUR));
-  const ca = await generate([{ name: 'commonName', value: 'm365-forward simulator CA (ephemeral)' }], {
+  // A name of its own per simulator: a client trusting several simulators' CAs at once (one
+  // api.ca_file for many tenants, test/bench scenario 5) picks the issuer by name, and these
+  // certificates carry no key identifiers (selfsigned 5 writes none) to tell equal names apart:
+  // with one shared name, OpenSSL tried the first CA and failed (CERT_SIGNATURE_FAILURE).
+  const ca = await generate([{ name: 'commonName', value: `m365-forward simulator CA (ephemeral ${randomBytes(6).toString('hex')})` }], {
     keySize: 2048,
     algorithm: 'sha256',
     notBeforeDate,

@@ -64,6 +64,14 @@ export interface SimulatorOptions {
    * (reference §5 "Throttling"; the real baseline is 2,000/min per tenant). Default: no quota.
    */
   requestsPerMinute?: number;
+  /**
+   * Answer every API call (start, stop, list, content, blob) this many ms after it arrived, from a
+   * timer, so other requests are served meanwhile; the Entra side (token, metadata) is never
+   * delayed. The real API answers in about 100-800 ms (issue 7, "Concurrency that fits the API"):
+   * a collector's download concurrency only shows its worth against such a latency. Applied before
+   * faults and the quota are judged, and in addition to a 'slow' fault's delay. Default 0.
+   */
+  latencyMs?: number;
   /** Access token lifetime, default 3599 (what Entra answers). */
   tokenLifetimeSeconds?: number;
   /** contentExpiration = contentCreated + this many days (default 7). */
@@ -146,6 +154,12 @@ export interface SimStats {
   faultsServed: number;
   /** API calls refused by the requestsPerMinute quota (not counted in faultsServed). */
   throttled: number;
+  /**
+   * Simulator-clock ms when the first and the latest API call (start, stop, list, content, blob)
+   * arrived, null before the first: with byRoute, the API request rate a collector achieved.
+   */
+  firstApiRequestMs: number | null;
+  lastApiRequestMs: number | null;
 }
 
 export interface Simulator {

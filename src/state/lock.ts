@@ -141,7 +141,8 @@ export function parseLock(text: string): LockHolder | undefined {
  * the bin's path on the command line).
  */
 export function looksLikeCollector(cmdline: string): boolean {
-  return cmdline.includes('m365-forward') || cmdline.includes('src/cli.ts');
+  // The bin (any path with the package's name), or the clone's launcher, bundle or sources.
+  return ['m365-forward', 'src/cli.ts', 'src/bin.mjs', '.build/cli.mjs'].some((s) => cmdline.includes(s));
 }
 
 /**

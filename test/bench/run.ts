@@ -1,112 +1,128 @@
 /**
- * `npm run bench`: prints throughput and memory figures; asserts nothing (timings are not tests).
+ * `npm run bench`: issue 7's benchmark ("The benchmark", "Targets"), printed as one table; it
+ * asserts nothing (timings are not tests).
  *
- * 1. End to end: simulator (this process) → collector (child process, measured alone) → Forward
- *    receiver with acks (this process), for two backlog sizes: the collector's peak RSS should not
- *    grow with the backlog (DESIGN guarantee 5: memory bounded by configuration).
- * 2. State: journal cost per delivered blob with a week of done ids, snapshot size, load time.
- * The record codec has its own bench: test/bench/codec.bench.ts.
+ *   npm run bench -- [--only 1,2,3,4,5,codec,state] [--quick] [--runs N]
+ *
+ * 1. CPU-bound: 1,000,000 synthetic records, no API latency; 2. the floor (floor.ts) alternating
+ * with the collector on the same simulator and receiver; 3. API-bound: 150 ms a call and 2,000 calls
+ * a minute; 4. memory: 250,000 and 2,000,000 records, one 40 MiB blob; 5. 20 tenants of 50,000
+ * records in one collector. Every process is separate (scenarios.ts), the receiver is the real
+ * Fluent Bit into `null` when there is one (receiver.ts), each figure is the median of `--runs`
+ * runs (default 3; the 2,000,000-record backlog runs once), and each row names the command that
+ * reproduces it. `codec` (test/bench/codec.bench.ts) and `state` (state.bench.ts) run only when
+ * named. The full run takes about 25 minutes on a 2-core machine; --quick a few.
+ *
+ * Ctrl-C stops every process the bench started and removes its temp folders (processes.ts).
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { stringify } from 'yaml';
-import { simulatorConfigTree } from '../../src/config/simulator-config.ts';
-import { startSimulator } from '../../src/simulator/index.ts';
-import { StateStore } from '../../src/state/state-store.ts';
-import { startForwardReceiver } from '../helpers/forward-receiver.ts';
+import { parseBenchArgs, USAGE, type BenchPlan, type Scenario } from './args.ts';
+import { buildCliBundle, installCleanup, interruptedBy, repoRoot, spawnChild, tempDir } from './processes.ts';
+import { startReceiver } from './receiver.ts';
+import { apiBound, cpuBoundAndFloor, manyTenants, memory, type BenchContext } from './scenarios.ts';
+import { renderTable, type Row } from './table.ts';
 
-const here = import.meta.dirname;
-const line = (s: string) => process.stdout.write(s + '\n');
+const out = (s: string) => process.stdout.write(s + '\n');
+const log = (s: string) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${s}\n`);
 
-line(`m365-forward bench — node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${new Date().toISOString()}`);
+let plan: BenchPlan;
 try {
-  line(`commit ${execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here }).toString().trim()}`);
-} catch {}
+  plan = parseBenchArgs(process.argv.slice(2));
+} catch (err) {
+  const msg = (err as Error).message;
+  process.stderr.write(`${msg === USAGE ? msg : `bench: ${msg}`}\n`);
+  process.exit(msg === USAGE ? 0 : 2);
+}
+installCleanup();
 
-async function endToEnd(records: number) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'm365-bench-'));
-  const rx = await startForwardReceiver();
-  const sim = await startSimulator({ seed: 42, records, spanHours: 40, pageSize: 100 });
+/** The machine line: what the figures were measured on. */
+function machine(): string[] {
+  const cpus = os.cpus();
+  let commit = 'unknown';
   try {
-    const caFile = path.join(dir, 'ca.pem');
-    writeFileSync(caFile, sim.caPem);
-    const tree = simulatorConfigTree({ ...sim, caFile }, { spanHours: 48, statePath: path.join(dir, 'state.json'), forwardPort: rx.port });
-    const configFile = path.join(dir, 'bench.yaml');
-    writeFileSync(configFile, stringify(tree));
-    const bytes = sim.blobs().reduce((n, b) => n + b.records.reduce((m, r) => m + JSON.stringify(r).length, 0), 0);
-    const parentCpu = process.cpuUsage();
-    const child = spawn(process.execPath, [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : []), '--import', 'tsx', path.join(here, 'collector-child.ts'), configFile], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    await new Promise((r) => child.on('close', r));
-    const res = JSON.parse(out);
-    const pc = process.cpuUsage(parentCpu);
-    const simCpu = (pc.user + pc.system) / 1e6;
-    const received = rx.entries.filter((e) => e.tag.startsWith('cloud.')).length;
-    line(
-      `end to end, ${records} records (${(bytes / 2 ** 20).toFixed(1)} MiB of JSON, ${sim.blobs().length} blobs): ` +
-        `${res.seconds.toFixed(2)} s, ${Math.round(res.records / res.seconds)} records/s, ${(bytes / 2 ** 20 / res.seconds).toFixed(1)} MiB/s, ` +
-        `collector peak RSS ${res.maxRssMiB.toFixed(0)} MiB, collector CPU ${res.cpuSeconds.toFixed(1)} s (simulator + receiver ${simCpu.toFixed(1)} s), receiver got ${received}${res.errors.length ? `, errors: ${res.errors.join('; ')}` : ''}`,
-    );
-  } finally {
-    await sim.close();
-    await rx.close();
-    rmSync(dir, { recursive: true, force: true });
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot }).toString().trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: repoRoot }).toString().trim();
+    if (dirty) commit += ` + uncommitted changes in ${dirty.split('\n').length} tracked file(s)`;
+  } catch {
+    // not a git checkout
   }
+  return [
+    `machine: ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB memory, ${os.type()} ${os.release()}`,
+    `node ${process.version}; commit ${commit}; ${new Date().toISOString()}`,
+  ];
 }
 
-await endToEnd(20_000);
-await endToEnd(60_000);
-if (process.argv.includes('--quick')) process.exit(0);
+const started = performance.now();
+const rows: Row[] = [];
+const notes: string[] = [];
+const header = machine();
+for (const l of header) log(l);
 
-// State: a tenant listing 50,000 blobs a day per content type keeps 350,000 done ids per feed for the
-// API's 7 days. A delivered blob must cost a journal line, not a rewrite of megabytes.
-{
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'm365-bench-state-'));
-  const file = path.join(dir, 'state.json');
-  const now = Date.now();
-  const ref = (i: number) => ({
-    contentType: 'Audit.Exchange',
-    contentId: `20261125${String(i).padStart(9, '0')}000000$20261125${String(i).padStart(9, '0')}000000$audit_exchange$Audit_Exchange$emea0036`,
-    contentUri: `https://manage.office.com/api/v1.0/t/activity/feed/audit/${i}`,
-    contentCreated: new Date(now - 3600_000).toISOString(),
-    contentExpiration: new Date(now + 6 * 86_400_000).toISOString(),
-  });
-  const store = new StateStore(file);
-  store.load();
-  const feeds = ['Audit.AzureActiveDirectory', 'Audit.Exchange', 'Audit.SharePoint', 'Audit.General', 'DLP.All'].map((ct) => store.createFeed(`tenant/${ct}`, '11111111-2222-3333-4444-555555555555', now, 86_400_000));
-  const perFeed = 350_000;
-  let t0 = performance.now();
-  for (const f of feeds) for (let i = 0; i < perFeed; i++) f.delivered(ref(i), now + 6 * 86_400_000, 20, 0);
-  const fill = performance.now() - t0;
-  t0 = performance.now();
-  await store.compact();
-  const compactMs = performance.now() - t0;
-  const snapshotBytes = statSync(file).size;
-  const journal0 = statSync(store.journalFile).size;
-  const n = 200;
-  t0 = performance.now();
-  for (let i = 0; i < n; i++) {
-    feeds[i % 5]!.delivered(ref(perFeed + i), now + 6 * 86_400_000, 20, 0);
-    await store.flush();
+if (plan.scenarios.size > 0) await scenarios();
+
+/** Runs the chosen scenarios against one receiver and prints the table with how it was measured. */
+async function scenarios(): Promise<void> {
+  buildCliBundle();
+  const rxDir = tempDir('m365-bench-rx-');
+  const rx = await startReceiver(rxDir.path);
+  log(`receiver: ${rx.description}`);
+  const ctx: BenchContext = { plan, rx, log, note: (l) => notes.push(l) };
+  const steps: [Scenario, () => Promise<Row[]>][] = [
+    ['1', () => cpuBoundAndFloor(ctx)],
+    ['3', () => apiBound(ctx)],
+    ['4', () => memory(ctx)],
+    ['5', () => manyTenants(ctx)],
+  ];
+  try {
+    for (const [s, run] of steps) {
+      if (!plan.scenarios.has(s) || interruptedBy()) continue;
+      try {
+        rows.push(...(await run()));
+      } catch (err) {
+        if (interruptedBy()) break;
+        notes.push(`scenario ${s}${s === '1' ? '+2' : ''} failed: ${(err as Error).message}`);
+        log(`scenario ${s} failed: ${(err as Error).message}`);
+      }
+    }
+  } finally {
+    await rx.stop();
+    rxDir.remove();
   }
-  const flushMs = (performance.now() - t0) / n;
-  const perBlob = (statSync(store.journalFile).size - journal0) / n;
-  // 20,000 parked blobs: scanning for due ones and re-parking one must stay cheap.
-  for (let i = 0; i < 20_000; i++) feeds[0]!.park(ref(10_000_000 + i), 'HTTP 500', now + 60_000);
-  t0 = performance.now();
-  for (let i = 0; i < 100; i++) feeds[0]!.dueRetries(now + 120_000);
-  const dueMs = (performance.now() - t0) / 100;
-  await store.close();
-  t0 = performance.now();
-  new StateStore(file).load();
-  const loadMs = performance.now() - t0;
-  line(
-    `state, 5 feeds x ${perFeed.toLocaleString('en')} done ids + 20,000 parked blobs: snapshot ${(snapshotBytes / 2 ** 20).toFixed(1)} MiB written in ${compactMs.toFixed(0)} ms (fill ${fill.toFixed(0)} ms); ` +
-      `a delivered blob then costs ${perBlob.toFixed(0)} journal bytes and ${flushMs.toFixed(2)} ms per flush (write + fdatasync, one blob per flush); ` +
-      `due-retry scan over 20,000 parked ${dueMs.toFixed(2)} ms; load (snapshot + journal) ${loadMs.toFixed(0)} ms`,
-  );
-  rmSync(dir, { recursive: true, force: true });
+  if (interruptedBy()) {
+    // processes.ts finishes the cleanup and exits with the signal's code.
+    await new Promise(() => {});
+  }
+  printTable(rx.description);
+}
+
+/** The table, the machine it ran on, and how each figure is measured (stdout). */
+function printTable(receiver: string): void {
+  const minutes = (performance.now() - started) / 60_000;
+  out('');
+  out(`# m365-forward bench (issue 7)${plan.quick ? ' — QUICK: smaller sizes, not comparable with the targets' : ''}`);
+  for (const l of header) out(l);
+  out(`receiver: ${receiver}`);
+  out(`runs: ${plan.runs} per figure (median shown, every run listed), the ${plan.sizes.memoryLarge.toLocaleString('en-US')}-record backlog ${Math.min(plan.runs, plan.sizes.memoryLargeRuns)}; took ${minutes.toFixed(1)} min`);
+  out('');
+  if (rows.length) out(renderTable(rows));
+  out('');
+  out('How it is measured:');
+  out('- simulator (`src/cli.ts simulate … --write-config`, or test/bench/sim-host.ts for the 40 MiB blob and the 20 tenants), collector (the `m365-forward` bin, `src/bin.mjs run -c CFG --once`, running the bundle `npm run build` makes; the floor is bundled the same way) and receiver each run as their own process; records/s = records delivered ÷ the collector process\'s wall time from spawn to exit (its start-up included).');
+  out('- CPU: a process that ends on its own (collector, floor) reports process.resourceUsage() in its exit event (test/bench/exit-usage.ts, loaded with --import); the simulator\'s and the receiver\'s are utime+stime from /proc/<pid>/stat before and after each run. "CPU busy" = CPU seconds ÷ the run\'s wall seconds (100% = one core; this machine has ' + os.cpus().length + ').');
+  out('- Peak RSS: VmHWM of the process (MB = 10^6 bytes). Targets are issue 7\'s; ✓/✗ compares the median.');
+  out(`- The collector runs with the config \`simulate --write-config\` writes (defaults for everything else), from an empty state folder each run; in scenarios 1, 2, 4 and 5 its per-tenant request budget is lifted (tenants[].max_requests_per_minute: 100000), as the simulator has no quota there: with the default 1,800 a minute and ~28 records a blob it would cap the collector near 840 records/s. Scenario 3 keeps the default.`);
+  out('- The floor (test/bench/floor.ts): token, listings, 8 downloads at once over keep-alive HTTPS, JSON.parse, one reused @msgpack/msgpack Encoder, PackedForward frames of 512 KiB per tag with a chunk id, at most 16 unacked; done when every ack is in.');
+  for (const n of notes) out(`- ${n}`);
+}
+
+if (plan.extras.size && !interruptedBy()) {
+  for (const extra of plan.extras) {
+    const file = extra === 'codec' ? 'codec.bench.ts' : 'state.bench.ts';
+    out('');
+    out(`## ${extra} (node --import tsx test/bench/${file})`);
+    await spawnChild(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, file)], { stdio: 'inherit' }).exited;
+    if (interruptedBy()) await new Promise(() => {}); // processes.ts exits
+  }
 }

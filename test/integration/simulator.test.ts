@@ -989,3 +989,94 @@ describe('simulator option checks', () => {
     await assert.rejects(startSimulator({ records: 1, faults: [{ kind: 'expire-token', route: 'token', count: 1 }] }), /^Error: startSimulator: faults: expire-token@token: kind 'expire-token' cannot hit route 'token'/);
   });
 });
+
+describe('API latency and quota (issue 7, bench scenario 3)', () => {
+  let sim: Simulator;
+  let agent: https.Agent;
+  let c: ReturnType<typeof client>;
+  let token: string;
+  // Long against a loopback round trip (a few ms), so "answered after" is a matter of order here;
+  // no duration is asserted.
+  const LATENCY_MS = 1500;
+  before(async () => {
+    sim = await startSimulator({ seed: 31, records: 200, latencyMs: LATENCY_MS });
+    agent = new https.Agent({ ca: sim.caPem, keepAlive: true });
+    c = client(sim, agent);
+    token = await c.token();
+  });
+  after(async () => {
+    agent.destroy();
+    await sim.close();
+  });
+  const arrivedList = () => sim.stats().byRoute['list'] ?? 0;
+  async function untilArrived(n: number): Promise<void> {
+    while (arrivedList() < n) await new Promise((r) => setTimeout(r, 5));
+  }
+
+  it('answers an API call only after the token endpoint has answered a request sent after it', async () => {
+    const order: string[] = [];
+    const before = arrivedList();
+    const api = c.call('GET', `${c.root}/subscriptions/list`, { token }).then((r) => (order.push('api'), r));
+    await untilArrived(before + 1);
+    const tok = c.token().then((t) => (order.push('token'), t));
+    const [a] = await Promise.all([api, tok]);
+    assert.equal(a.status, 200, a.text);
+    assert.deepEqual(order, ['token', 'api'], 'the token endpoint is not delayed, the API call is');
+  });
+
+  it('holds no event loop: a second API call arrives while the first still waits, and both are answered', async () => {
+    const settled: string[] = [];
+    const before = arrivedList();
+    const first = c.call('GET', `${c.root}/subscriptions/list`, { token }).then((r) => (settled.push('first'), r));
+    const second = c.call('GET', `${c.root}/subscriptions/list`, { token }).then((r) => (settled.push('second'), r));
+    await untilArrived(before + 2);
+    assert.deepEqual(settled, [], 'both arrived before either was answered');
+    const replies = await Promise.all([first, second]);
+    assert.deepEqual(replies.map((r) => r.status), [200, 200]);
+  });
+
+  it('notes when the first and the latest API call arrived', () => {
+    const s = sim.stats();
+    assert.ok(s.firstApiRequestMs !== null && s.lastApiRequestMs !== null);
+    assert.ok(s.firstApiRequestMs <= s.lastApiRequestMs);
+  });
+});
+
+describe('API quota', () => {
+  it('refuses API calls over requestsPerMinute with 403 AF429 and counts them as throttled; the token endpoint is not counted', async () => {
+    // The quota counts per minute of the simulator clock: a frozen clock keeps every call in one.
+    const sim = await startSimulator({ seed: 32, records: 20, requestsPerMinute: 3, now: () => Date.UTC(2026, 0, 5, 12, 0, 30) });
+    const agent = new https.Agent({ ca: sim.caPem, keepAlive: true });
+    try {
+      const c = client(sim, agent);
+      const token = await c.token();
+      const list = () => c.call('GET', `${c.root}/subscriptions/list?PublisherIdentifier=${sim.tenantId}`, { token });
+      for (let i = 0; i < 3; i++) assert.equal((await list()).status, 200);
+      await c.token();
+      const refused = await list();
+      assert.equal(refused.status, 403);
+      assert.equal(refused.json.error.code, 'AF429');
+      assert.equal(sim.stats().throttled, 1);
+    } finally {
+      agent.destroy();
+      await sim.close();
+    }
+  });
+
+  it('simulate --latency-ms and --requests-per-minute become latencyMs and requestsPerMinute; bad values are named', async () => {
+    const { simulatorOptions } = await import('../../src/commands/simulate.ts');
+    const base = { port: 0, seed: 1, records: 10, span: 20, late: 0 };
+    const o = simulatorOptions({ ...base, latencyMs: 150, requestsPerMinute: 2000 });
+    assert.equal(o.latencyMs, 150);
+    assert.equal(o.requestsPerMinute, 2000);
+    const none = simulatorOptions({ ...base, latencyMs: 0 });
+    assert.equal(none.latencyMs, undefined);
+    assert.equal(none.requestsPerMinute, undefined);
+    assert.throws(() => simulatorOptions({ ...base, latencyMs: -1, requestsPerMinute: 0 }), (e: Error) => {
+      assert.match(e.message, /--latency-ms must be a whole number of milliseconds from 0 to 60000, got -1/);
+      assert.match(e.message, /--requests-per-minute must be a whole number above 0, got 0/);
+      return true;
+    });
+    await assert.rejects(startSimulator({ records: 1, latencyMs: 1.5 }), /latencyMs must be a whole number of ms/);
+  });
+});

@@ -89,6 +89,8 @@ test('lock text: JSON with pid, startTime and marker; the old pid-only format is
 test('a collector is recognised by its bin name or src/cli.ts', () => {
   assert.ok(looksLikeCollector('node --import tsx /opt/app/src/cli.ts run -c /etc/c.yaml'));
   assert.ok(looksLikeCollector('node --import tsx /usr/local/bin/m365-forward run -c c.yaml'));
+  assert.ok(looksLikeCollector('node /srv/collector/src/bin.mjs run -c c.yaml'));
+  assert.ok(looksLikeCollector('node /srv/collector/src/.build/cli.mjs run -c c.yaml'));
   assert.ok(!looksLikeCollector('sleep 60'));
   assert.ok(!looksLikeCollector(''));
 });
