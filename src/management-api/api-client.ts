@@ -1,5 +1,4 @@
 import type https from 'node:https';
-import fetch, { type Response } from 'node-fetch';
 import type { TokenProvider } from '../auth/token-provider.ts';
 import { CollectorError, describeError } from '../errors.ts';
 import { BACKOFF, backoffDelay } from '../polling/backoff.ts';
@@ -9,6 +8,7 @@ import type { Logger } from '../support/logger.ts';
 import { describeNetworkError } from '../support/network-errors.ts';
 import { sleep, timeoutSignal } from '../support/sleep.ts';
 import { AF_CODES, classifyApiError, type ErrorAction } from './af-codes.ts';
+import { httpRequest, type HttpResponse } from './http-transport.ts';
 
 /** An error response of the API, with the action its AF code / status calls for. */
 export class ApiCallError extends CollectorError {
@@ -118,22 +118,19 @@ export class ApiClient {
       const t = timeoutSignal(signal, this.opts.timeoutMs, what);
       try {
         const token = await this.opts.tokens.getToken({ forceRefresh: refreshed && attempt > 0 });
-        let res: Response;
+        let res: HttpResponse;
         try {
           this.stats.requests++;
-          res = await fetch(target, {
+          // Redirects are ours to judge (never followed with the Authorization header): below.
+          res = await httpRequest(target, {
             method,
             headers: {
               Authorization: `Bearer ${token}`,
               Accept: 'application/json',
               ...(method === 'POST' ? { 'Content-Type': 'application/json; charset=utf-8' } : {}),
             },
-            body: method === 'POST' ? '' : undefined,
             agent: this.opts.agent,
             signal: t.signal,
-            // Redirects are ours to judge: node-fetch would follow them with the Authorization
-            // header (same host, other port) or take another host's body as the answer.
-            redirect: 'manual',
           });
         } catch (e) {
           if (signal.aborted) throw signal.reason;
@@ -143,7 +140,7 @@ export class ApiClient {
         this.opts.clock?.observeHeader(res.headers.get('date'));
         if (res.status >= 300 && res.status < 400) {
           const location = res.headers.get('location');
-          await readBody(res).catch(() => {});
+          await res.read().catch(() => {});
           let next: URL | undefined;
           try {
             next = location ? new URL(location, target) : undefined;
@@ -190,36 +187,14 @@ export class ApiClient {
   }
 }
 
-/**
- * The body's bytes. With a Content-Length (and no content encoding) they go straight into one
- * buffer of that size: a 40 MiB blob is held once, not once in chunks and again concatenated.
- */
-async function readBody(res: Response): Promise<Buffer> {
-  const length = Number(res.headers.get('content-length'));
-  const encoded = (res.headers.get('content-encoding') ?? 'identity') !== 'identity';
-  if (!res.body || encoded || !Number.isSafeInteger(length) || length < 0 || res.headers.get('content-length') === null) {
-    return Buffer.from(await res.arrayBuffer());
-  }
-  const buf = Buffer.allocUnsafe(length);
-  let at = 0;
-  for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    if (at + chunk.length > length) throw new Error(`more bytes than its Content-Length (${length})`);
-    chunk.copy(buf, at);
-    at += chunk.length;
-  }
-  if (at !== length) throw new Error(`${at} of ${length} bytes`);
-  return buf;
-}
-
-async function readResponse(res: Response, what: string, raw: boolean): Promise<ApiResponse> {
+async function readResponse(res: HttpResponse, what: string, raw: boolean): Promise<ApiResponse> {
   let bytes: Buffer;
   try {
-    bytes = await readBody(res);
+    bytes = await res.read();
   } catch (e) {
     throw new CollectorError('API_BAD_RESPONSE', `${what}: response body broke off (${(e as Error).message})`);
   }
-  const headers = new Map<string, string>();
-  res.headers.forEach((v, k) => headers.set(k.toLowerCase(), v));
+  const headers = res.headers;
   if (raw) return { status: res.status, headers, body: undefined, raw: bytes };
   let body: unknown = undefined;
   if (bytes.length > 0) {
@@ -243,7 +218,7 @@ function afCode(body: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-function apiError(res: Response, af: string | undefined, body: unknown, what: string): ApiCallError {
+function apiError(res: HttpResponse, af: string | undefined, body: unknown, what: string): ApiCallError {
   const status = res.status;
   const action = classifyApiError(status, af);
   const serverMsg = (body as { error?: { message?: unknown } })?.error?.message;
@@ -253,7 +228,7 @@ function apiError(res: Response, af: string | undefined, body: unknown, what: st
     .filter(Boolean)
     .join(' — ');
   const retryAfter = res.headers.get('retry-after');
-  const ra = retryAfter !== null && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) : undefined;
+  const ra = retryAfter !== undefined && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter) : undefined;
   const code = action === 'throttled' ? 'API_THROTTLED' : action === 'retry' ? 'API_UNAVAILABLE' : action === 'reauth' ? 'AUTH_FAILED' : 'API_ERROR';
   return new ApiCallError(action, code, `${what}: HTTP ${status}${detail ? ` (${detail})` : ''}`, {
     fatal: action === 'fatal',

@@ -31,18 +31,11 @@ export function parseInstant(v: unknown, opts: { strict?: boolean } = {}): Insta
   if (!m) return undefined;
   const [, y, mo, d, sep, h = '0', mi = '0', s = '0', frac = '', zone] = m;
   if (opts.strict && (sep === ' ' || frac.length > 7 || (zone !== undefined && zone !== 'Z') || /\s/.test(v))) return undefined;
-  const ms = Date.UTC(Number(y), Number(mo) - 1, Number(d), Number(h), Number(mi), Number(s));
-  const back = new Date(ms);
-  if (
-    back.getUTCFullYear() !== Number(y) ||
-    back.getUTCMonth() !== Number(mo) - 1 ||
-    back.getUTCDate() !== Number(d) ||
-    back.getUTCHours() !== Number(h) ||
-    back.getUTCMinutes() !== Number(mi) ||
-    back.getUTCSeconds() !== Number(s)
-  ) {
-    return undefined;
-  }
+  const [Y, M, D, H, MI, S] = [Number(y), Number(mo), Number(d), Number(h), Number(mi), Number(s)];
+  // Calendar overflow checked by range, not by a Date round trip: this runs once per record.
+  // Years below 100 are refused as before (Date.UTC would read them as 19xx).
+  if (Y < 100 || M < 1 || M > 12 || D < 1 || D > daysInMonth(Y, M) || H > 23 || MI > 59 || S > 59) return undefined;
+  const ms = Date.UTC(Y, M - 1, D, H, MI, S);
   let sec = Math.floor(ms / 1000);
   if (zone && zone.toUpperCase() !== 'Z') {
     const sign = zone[0] === '-' ? -1 : 1;
@@ -54,6 +47,11 @@ export function parseInstant(v: unknown, opts: { strict?: boolean } = {}): Insta
   }
   const nsec = frac ? Number((frac + '00000000').slice(0, 9)) : 0;
   return Number.isFinite(sec) ? { sec, nsec } : undefined;
+}
+
+function daysInMonth(y: number, m: number): number {
+  if (m !== 2) return m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31;
+  return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28;
 }
 
 /** Milliseconds since the epoch (fraction below a millisecond dropped), or undefined. */

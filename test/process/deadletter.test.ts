@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -59,6 +59,13 @@ test('dead-lettered, listed, then resent after the limit was raised', async () =
   const child = spawnCli(['run', '-c', configFile, '--forward-port', String(rx.port)]);
   const closed = new Promise((r) => child.on('close', r));
   try {
+    // The collector first holds the lock (its pid in it): a resend started alongside it could
+    // otherwise take the lock first and make the collector the one refused.
+    const lockFile = `${parseYaml(readFileSync(configFile, 'utf8')).state.path}.lock`;
+    for (let i = 0; i < 200 && !(existsSync(lockFile) && readFileSync(lockFile, 'utf8').includes(String(child.pid))); i++) {
+      assert.equal(child.exitCode, null, 'the collector is running');
+      await new Promise((r) => setTimeout(r, 50));
+    }
     let refused;
     for (let i = 0; i < 100; i++) {
       refused = await runCli(['deadletter', 'resend', '-c', configFile, '--forward-port', String(rx.port)]);

@@ -14,7 +14,12 @@ test('CreationTime without a zone is UTC, never local time', () => {
   assert.equal(parseApiTime('2015-06-29T20:03:19.1234567'), Date.UTC(2015, 5, 29, 20, 3, 19, 123));
   assert.equal(parseApiTime('2015-06-29T22:03:19+02:00'), Date.UTC(2015, 5, 29, 20, 3, 19));
   assert.equal(parseApiTime('2015-06-29'), Date.UTC(2015, 5, 29));
-  for (const bad of ['', 'yesterday', '2015-13-01T00:00:00', '2015-02-30T00:00:00', 42, null]) {
+  assert.equal(parseApiTime('2024-02-29T23:59:59'), Date.UTC(2024, 1, 29, 23, 59, 59));
+  assert.equal(parseApiTime('2000-02-29T00:00:00'), Date.UTC(2000, 1, 29));
+  assert.equal(parseApiTime('2026-12-31T00:00:00'), Date.UTC(2026, 11, 31));
+  assert.equal(parseApiTime('1601-01-01T00:00:00'), Date.UTC(1601, 0, 1));
+  const calendarOverflow = ['2023-02-29T00:00:00', '1900-02-29T00:00:00', '2026-04-31T00:00:00', '2026-00-10T00:00:00', '2026-01-00T00:00:00', '2026-01-01T24:00:00', '2026-01-01T00:60:00', '2026-01-01T00:00:60', '0099-01-01T00:00:00'];
+  for (const bad of ['', 'yesterday', '2015-13-01T00:00:00', '2015-02-30T00:00:00', 42, null, ...calendarOverflow]) {
     assert.equal(parseApiTime(bad), undefined, String(bad));
   }
   assert.equal(formatListTime(Date.UTC(2026, 0, 2, 3, 4, 5, 678)), '2026-01-02T03:04:05');
