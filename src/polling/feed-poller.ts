@@ -342,8 +342,13 @@ export class FeedPoller {
     // Sends wait for their acks side by side; each batch is handed to the output (within its
     // memory bound) before the next is read, so the blob is never held encoded as a whole.
     const acked: Promise<void>[] = [];
+    // One listener on the window's signal per blob (listenerBound counts blobs), however many
+    // batches its records go out in: each send listens to the blob's own signal instead.
+    const { controller: blobAbort, done: detach } = childController(signal);
+    setMaxListeners(0, blobAbort.signal);
+    let settled = false;
     try {
-      const pages = await fetchBlobPages(d.api, blob.contentUri, blob.contentId, signal);
+      const pages = await fetchBlobPages(d.api, blob.contentUri, blob.contentId, blobAbort.signal);
       const maxAlone = d.format.wire === 'forward' ? d.config.output.forward.maxRecordBytes : undefined;
       const batchBytes = d.format.wire === 'forward' ? d.config.output.forward.maxFrameBytes : 1024 * 1024;
       for (const page of pages) {
@@ -378,7 +383,7 @@ export class FeedPoller {
           }
           if (enc.entries.length === 0) continue;
           await new Promise<void>((taken, failed) => {
-            const p = d.sink.send(enc.entries as EncodedEntry[], signal, taken);
+            const p = d.sink.send(enc.entries as EncodedEntry[], blobAbort.signal, taken);
             acked.push(p);
             p.catch(failed);
           });
@@ -388,6 +393,7 @@ export class FeedPoller {
       pages.length = 0; // every record is encoded and queued: the blob's bytes may go while acks are awaited
       queued();
       await Promise.all(acked);
+      settled = true;
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       const decision = decideFailure(err, { attempts: retry?.attempts ?? 0, notFound: retry?.notFound ?? 0, apiNow: d.clock.now(), expiresAt });
@@ -406,6 +412,11 @@ export class FeedPoller {
           return;
         }
       }
+    } finally {
+      detach();
+      // A blob that failed takes its other batches out of the output's queue (it is sent again
+      // whole when retried); batches already in a frame ride along, their acks ignored.
+      if (!settled) blobAbort.abort(new Error(`blob ${blob.contentId} was not delivered`));
     }
     cp.delivered(blob, blobExpiry(blob, parseApiTime), records, dead);
     r.blobs++;
