@@ -5,7 +5,6 @@
  */
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
-import { generate } from 'selfsigned';
 
 export interface ServerTls {
   caPem: string;
@@ -27,6 +26,7 @@ export async function generateServerTls(host: string, opts: { expired?: boolean 
   // api.ca_file for many tenants, test/bench scenario 5) picks the issuer by name, and these
   // certificates carry no key identifiers (selfsigned 5 writes none) to tell equal names apart:
   // with one shared name, OpenSSL tried the first CA and failed (CERT_SIGNATURE_FAILURE).
+  const { generate } = await loadSelfsigned();
   const ca = await generate([{ name: 'commonName', value: `m365-forward simulator CA (ephemeral ${randomBytes(6).toString('hex')})` }], {
     keySize: 2048,
     algorithm: 'sha256',
@@ -91,6 +91,7 @@ export async function generateClientCertificate(opts: { commonName?: string } = 
   thumbprintSha256: string;
 }> {
   const notBeforeDate = new Date(Date.now() - HOUR);
+  const { generate } = await loadSelfsigned();
   const pems = await generate([{ name: 'commonName', value: opts.commonName ?? 'm365-forward client' }], {
     keySize: 2048,
     algorithm: 'sha256',
@@ -104,4 +105,12 @@ export async function generateClientCertificate(opts: { commonName?: string } = 
   });
   const t = thumbprints(pems.cert);
   return { certPem: pems.cert, keyPem: pems.private, thumbprintSha1: t.sha1Hex, thumbprintSha256: t.sha256Hex };
+}
+
+/**
+ * selfsigned (and the X.509/ASN.1 libraries under it) is loaded when a certificate is made, not
+ * when the CLI starts: it costs ~17 MB and 0.15 s, and `run` never needs it.
+ */
+function loadSelfsigned(): Promise<typeof import('selfsigned')> {
+  return import('selfsigned');
 }

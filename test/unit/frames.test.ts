@@ -56,3 +56,21 @@ test('chunk ids are unique 128-bit base64 strings', () => {
   assert.equal(seen.size, 10_000);
   for (const c of [...seen].slice(0, 3)) assert.equal(Buffer.from(c, 'base64').length, 16);
 });
+
+test('entries lying end to end in one buffer leave as one chunk; the frame bytes are the same', () => {
+  const a = Buffer.concat([entry(1, 't', 10).bytes, entry(2, 't', 20).bytes, entry(3, 't', 30).bytes, entry(4, 't', 5).bytes]);
+  const b = Buffer.from(entry(5, 't', 40).bytes);
+  const [l1, l2, l3] = [entry(1, 't', 10).bytes.length, entry(2, 't', 20).bytes.length, entry(3, 't', 30).bytes.length];
+  const parts = [a.subarray(0, l1), a.subarray(l1, l1 + l2), b, a.subarray(l1 + l2, l1 + l2 + l3), a.subarray(l1 + l2 + l3)];
+  const plan = { tag: 't', parts, entryBytes: parts.reduce((n, p) => n + p.length, 0) };
+  const f = encodeFrame(plan, 'AAAAAAAAAAAAAAAAAAAAAA==');
+  // header, [1+2], [5], [3+4], options
+  assert.equal(f.chunks.length, 5);
+  const wire = Buffer.concat(f.chunks);
+  assert.equal(wire.length, f.length);
+  assert.deepEqual(wire.subarray(f.chunks[0]!.length, f.chunks[0]!.length + plan.entryBytes), Buffer.concat(parts));
+  const decoded = protocol.decodeServerMessage(wire) as any;
+  assert.equal(decoded[0], 't');
+  assert.equal(protocol.decodeEntries(decoded[1]).length, 5);
+  assert.equal(decoded[2].size, 5);
+});
