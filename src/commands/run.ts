@@ -83,8 +83,17 @@ function report(s: RunSummary, c: Collector, output: string, statePath: string):
   if (s.deadLettered) problems.push(`${s.deadLettered} record(s) could not be sent and were written to ${c.deadLetters.file} (see \`m365-forward deadletter list\`)`);
   if (s.waiting) problems.push(`${s.waiting} blob(s) wait in the retry queue (see \`m365-forward state show\`)`);
   if (s.lost || s.gaps) problems.push(`${s.lost} blob(s) lost, ${s.gaps} gap(s) reported (see the log and \`state show\`)`);
-  if (c.removedFeeds.length) lines.push(`the state file also holds ${c.removedFeeds.length} feed(s) no longer in the config: ${c.removedFeeds.map((f) => `${f.key}${f.retryQueue ? ` (${f.retryQueue} parked blob(s) not retried)` : ''}`).join(', ')}`);
+  if (c.removedFeeds.length) {
+    lines.push(
+      `dropped from the state ${c.removedFeeds.length} feed(s) no longer in the config: ${c.removedFeeds
+        .map((f) => `${f.key}${f.retryQueue ? ` (its retry queue held ${f.retryQueue} blob(s) created ${f.retryFrom} to ${f.retryTo}, never delivered)` : ''}`)
+        .join(', ')}`,
+    );
+  }
+  for (const t of s.tenantFailures) problems.push(`tenant ${t.tenant} was left out: ${t.auth ? 'credentials refused: ' : ''}${t.error}`);
   for (const e of s.errors) problems.push(e);
   process.stderr.write(lines.map((l) => `m365-forward: ${l}\n`).join('') + (problems.length ? `m365-forward: but:\n${problems.map((p) => `  - ${p}`).join('\n')}\n` : ''));
+  // 3 when a tenant's credentials were refused (a person must act), even though the others were delivered.
+  if (s.tenantFailures.some((t) => t.auth)) return EXIT.auth;
   return problems.length ? EXIT.failed : EXIT.ok;
 }

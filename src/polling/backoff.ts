@@ -23,6 +23,12 @@ export const BACKOFF = {
   blobRetry: { baseMs: 60_000, maxMs: 3_600_000 },
   /** Reconnecting to the Forward receiver (Fluent Bit restarting takes seconds). */
   forwardReconnect: { baseMs: 500, maxMs: 30_000 },
+  /**
+   * A tenant left out at start (credentials refused, API unreachable): a service tries it again
+   * on its own, without holding up the other tenants; an admin's consent or a fixed network
+   * brings it in within minutes.
+   */
+  tenantRetry: { baseMs: 60_000, maxMs: 15 * 60_000 },
   /** A feed whose poll failed (listing refused, subscription problem): the next poll waits longer. */
   feedError: { baseMs: 30_000, maxMs: 15 * 60_000 },
 } as const satisfies Record<string, BackoffPolicy>;

@@ -2,9 +2,9 @@ import { setMaxListeners } from 'node:events';
 import type { Config } from '../config/schema.ts';
 import { CollectorError, describeError } from '../errors.ts';
 import { listSubscriptions } from '../management-api/subscriptions.ts';
-import { encodeBlob } from '../record/encode.ts';
+import { encodeBlob, type WireFormat } from '../record/encode.ts';
 import { wireFormat } from '../sink/create-sink.ts';
-import { createRouter } from '../sink/route.ts';
+import { createRouter, type Router } from '../sink/route.ts';
 import type { Sink } from '../sink/types.ts';
 import { DeadLetterFile, deadLetterPath } from '../state/dead-letter.ts';
 import { feedKey, type StateStore } from '../state/state-store.ts';
@@ -14,7 +14,8 @@ import { Semaphore } from '../support/semaphore.ts';
 import { childController, sleep } from '../support/sleep.ts';
 import { BACKOFF, backoffDelay } from './backoff.ts';
 import { BLOBS_PER_DOWNLOAD_SLOT, FeedPoller, type PollResult } from './feed-poller.ts';
-import { statusRecord } from './status.ts';
+import type { FeedCheckpoint } from './checkpoint.ts';
+import { failedTenantStatus, statusRecord } from './status.ts';
 import { createTenantRuntime, type TenantRuntime } from './tenant-runtime.ts';
 
 /**
@@ -50,14 +51,28 @@ export interface RunSummary {
   /** Blobs waiting in retry queues after the run (parked now or earlier). */
   waiting: number;
   errors: string[];
+  /** Tenants left out of the run (credentials refused, API unreachable), with why. */
+  tenantFailures: TenantFailure[];
   /** Set when the checkpoint could not be saved: what was acked will be sent again. */
   stateError?: string;
 }
 
-/** A feed in the state file that the config no longer has. */
+/** A tenant that could not be started: its feeds are not polled; the other tenants go on. */
+export interface TenantFailure {
+  tenant: string;
+  /** The credentials were refused (or consent is missing): a person must act (exit 3). */
+  auth: boolean;
+  error: string;
+}
+
+/** A feed in the state file that the config no longer has: dropped from the state, and reported. */
 export interface RemovedFeed {
   key: string;
+  /** Blobs its retry queue still held (never fetched): their ids and contentCreated range. */
   retryQueue: number;
+  retryContentIds: string[];
+  retryFrom?: string;
+  retryTo?: string;
 }
 
 /**
@@ -70,7 +85,11 @@ export class Collector {
   readonly tenants: TenantRuntime[];
   readonly removedFeeds: RemovedFeed[] = [];
   readonly deadLetters: DeadLetterFile;
+  /** Tenants not started (yet): a service keeps trying them; a one-shot run reports them. */
+  readonly failedTenants = new Map<TenantRuntime, CollectorError>();
   #started = false;
+  /** What start() built the feeds with, for a tenant that joins later. */
+  #build?: { existing: ReadonlyMap<string, FeedCheckpoint>; loaded: Set<string>; router: Router; format: WireFormat };
   /** recordsDelivered/blobsDelivered of each feed when this process started it (progress() subtracts them). */
   readonly #baseline = new Map<FeedPoller, { records: number; blobs: number }>();
 
@@ -82,60 +101,53 @@ export class Collector {
 
   /**
    * Gets a token per tenant (wrong credentials fail here, before anything is listed or sent) and
-   * reads the API's clock from its Date header; then loads the state and builds the feeds, in API
-   * time. Transient failures are retried: `attempts` times, or for ever.
+   * reads the API's clock from its Date header, all tenants at once; then loads the state and
+   * builds the feeds of every tenant that answered, in API time. Transient failures are retried
+   * `attempts` times. A tenant that still fails is left out (`failedTenants`) and the others go
+   * on: one tenant's refused secret or unreachable API never holds up the rest. Only when no
+   * tenant can start does this throw (the first credential refusal, else the first error).
    */
-  async start(signal: AbortSignal, attempts = this.deps.config.polling.maxAttempts): Promise<void> {
+  async start(signal: AbortSignal, attempts = this.deps.config.polling.maxAttempts, opts: { allowNone?: boolean } = {}): Promise<void> {
     if (this.#started) return;
     const { config, log, store } = this.deps;
-    for (const t of this.tenants) {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await t.tokens.getToken();
-          await listSubscriptions(t.api, signal);
-          break;
-        } catch (err) {
-          if (signal.aborted) throw signal.reason;
-          if ((err instanceof CollectorError && err.fatal) || attempt + 1 >= attempts) throw err;
-          const delay = backoffDelay(attempt, BACKOFF.tokenStartup);
-          log.warn('cannot reach the API yet; retrying', { tenant: t.tenant.name, delayMs: delay, error: describeError(err) });
-          await sleep(delay, signal);
-        }
-      }
+    const outcomes = await Promise.allSettled(this.tenants.map((t) => this.#connect(t, signal, attempts)));
+    signal.throwIfAborted();
+    const ready: TenantRuntime[] = [];
+    outcomes.forEach((o, i) => {
+      const t = this.tenants[i]!;
+      if (o.status === 'fulfilled') ready.push(t);
+      else this.failedTenants.set(t, asCollectorError(o.reason));
+    });
+    const errors = [...this.failedTenants.values()];
+    // Nothing can start. A service keeps trying (the network may come up), unless every tenant
+    // was refused for good: that needs a person, not a process that waits (exit 3).
+    if (ready.length === 0 && (!opts.allowNone || errors.every((e) => e.fatal))) {
+      throw errors.find((e) => e.code === 'AUTH_FAILED') ?? errors[0]!;
+    }
+    for (const [t, err] of this.failedTenants) {
+      log.error('tenant left out: its feeds are not polled until it can start; the other tenants go on', { tenant: t.tenant.name, error: err.message });
     }
     const existing = store.load();
-    const loaded = new Set(existing.keys()); // the store's map grows as new feeds are created below
-    const router = createRouter(config.routing.tagTemplate, config.routing.workloadTables);
-    const format = wireFormat(config);
-    const wanted = new Set<string>();
-    for (const rt of this.tenants) {
-      const pool = new Semaphore(config.polling.concurrency);
-      const blobs = new Semaphore(config.polling.concurrency * BLOBS_PER_DOWNLOAD_SLOT);
-      for (const contentType of rt.tenant.contentTypes) {
-        const key = feedKey(rt.tenant.name, contentType);
-        wanted.add(key);
-        let cp = existing.get(key);
-        if (cp && cp.s.tenantId && cp.s.tenantId.toLowerCase() !== rt.tenant.tenantId.toLowerCase()) {
-          throw new CollectorError(
-            'CONFIG_INVALID',
-            `tenant "${rt.tenant.name}" has tenant_id ${rt.tenant.tenantId}, but the state file ${store.file} holds its checkpoint for tenant ${cp.s.tenantId}: give the new tenant a new name (or a new state.path); never mix two tenants under one name`,
-            { fatal: true },
-          );
-        }
-        if (!cp) {
-          cp = store.createFeed(key, rt.tenant.tenantId, rt.clock.now(), config.polling.initialLookbackMs);
-          log.info('new feed: starting from the initial look-back', { feed: key, from: new Date(cp.s.origin).toISOString() });
-        } else if (!cp.s.tenantId) {
-          cp.s.tenantId = rt.tenant.tenantId; // a version-1 state did not record it
-        }
-        this.feeds.push(
-          new FeedPoller({ config, tenant: rt.tenant, contentType, api: rt.api, clock: rt.clock, sink: this.deps.sink, format, router, pool, blobs, checkpoint: cp, deadLetters: this.deadLetters, log }),
-        );
-      }
-    }
-    for (const [key, cp] of existing) {
+    this.#build = {
+      existing,
+      loaded: new Set(existing.keys()), // the store's map grows as new feeds are created below
+      router: createRouter(config.routing.tagTemplate, config.routing.workloadTables),
+      format: wireFormat(config),
+    };
+    for (const rt of ready) this.#buildFeeds(rt);
+    const { loaded } = this.#build;
+    // Feeds of tenants in the config (started or not) are wanted; the others were removed.
+    const wanted = new Set(this.tenants.flatMap((rt) => rt.tenant.contentTypes.map((ct) => feedKey(rt.tenant.name, ct))));
+    for (const [key, cp] of [...existing]) {
       if (wanted.has(key) || !loaded.has(key)) continue;
-      this.removedFeeds.push({ key, retryQueue: cp.retry.size });
+      const parked = [...cp.retry.values()].sort((a, b) => (a.contentCreated < b.contentCreated ? -1 : 1));
+      const removed: RemovedFeed = {
+        key,
+        retryQueue: parked.length,
+        retryContentIds: parked.map((e) => e.contentId),
+        ...(parked.length ? { retryFrom: parked[0]!.contentCreated, retryTo: parked.at(-1)!.contentCreated } : {}),
+      };
+      this.removedFeeds.push(removed);
       // A tenant renamed in the config (same tenant_id) starts a new feed: its checkpoint is not
       // carried over, so the new one re-sends or skips what the look-back says. Say so.
       const ct = key.slice(key.lastIndexOf('/') + 1);
@@ -143,16 +155,93 @@ export class Collector {
       if (renamed) {
         log.warn('a tenant seems renamed: its new feed starts from polling.initial_lookback and does not continue the old checkpoint; give it its old name back to continue it', { feed: feedKey(renamed.name, ct), oldFeed: key });
       }
-      log.warn('the state file holds a feed the config no longer has: it is kept, not polled', {
+      // The state follows the config: the feed is dropped (the compaction below writes the state
+      // without it). What its retry queue held is named, as those blobs will not be fetched by it.
+      log.warn('the state file held a feed the config no longer has: dropped from the state', {
         feed: key,
-        retryQueue: cp.retry.size,
-        ...(cp.retry.size ? { note: 'its parked blobs are not retried while the feed is out of the config' } : {}),
+        cursor: new Date(cp.cursor).toISOString(),
+        retryQueue: parked.length,
+        ...(parked.length
+          ? { retryFrom: removed.retryFrom, retryTo: removed.retryTo, retryContentIds: removed.retryContentIds.slice(0, 20), note: 'these blobs were never delivered; put the feed back in the config to fetch them while the API keeps them' }
+          : {}),
       });
+      store.dropFeed(key);
     }
-    for (const f of this.feeds) this.#baseline.set(f, { records: f.checkpoint.s.recordsDelivered, blobs: f.checkpoint.s.blobsDelivered });
     // Fold the journal into a fresh snapshot now: a clean start, and a short journal to replay next time.
     await store.compact();
     this.#started = true;
+  }
+
+  /** A tenant's first token and a listing call, with retries; throws what made it fail. */
+  async #connect(t: TenantRuntime, signal: AbortSignal, attempts: number): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await t.tokens.getToken();
+        await listSubscriptions(t.api, signal);
+        return;
+      } catch (err) {
+        if (signal.aborted) throw signal.reason;
+        if ((err instanceof CollectorError && err.fatal) || attempt + 1 >= attempts) throw err;
+        const delay = backoffDelay(attempt, BACKOFF.tokenStartup);
+        this.deps.log.warn('cannot reach the API yet; retrying', { tenant: t.tenant.name, delayMs: delay, error: describeError(err) });
+        await sleep(delay, signal);
+      }
+    }
+  }
+
+  /** The feeds of one started tenant, from its checkpoints in the state (or new ones from the look-back). */
+  #buildFeeds(rt: TenantRuntime): FeedPoller[] {
+    const { config, log, store } = this.deps;
+    const { existing, router, format } = this.#build!;
+    const pool = new Semaphore(config.polling.concurrency);
+    const blobs = new Semaphore(config.polling.concurrency * BLOBS_PER_DOWNLOAD_SLOT);
+    const built: FeedPoller[] = [];
+    for (const contentType of rt.tenant.contentTypes) {
+      const key = feedKey(rt.tenant.name, contentType);
+      let cp = existing.get(key);
+      if (cp && cp.s.tenantId && cp.s.tenantId.toLowerCase() !== rt.tenant.tenantId.toLowerCase()) {
+        throw new CollectorError(
+          'CONFIG_INVALID',
+          `tenant "${rt.tenant.name}" has tenant_id ${rt.tenant.tenantId}, but the state file ${store.file} holds its checkpoint for tenant ${cp.s.tenantId}: give the new tenant a new name (or a new state.path); never mix two tenants under one name`,
+          { fatal: true },
+        );
+      }
+      if (!cp) {
+        cp = store.createFeed(key, rt.tenant.tenantId, rt.clock.now(), config.polling.initialLookbackMs);
+        log.info('new feed: starting from the initial look-back', { feed: key, from: new Date(cp.s.origin).toISOString() });
+      } else if (!cp.s.tenantId) {
+        cp.s.tenantId = rt.tenant.tenantId; // a version-1 state did not record it
+      }
+      const f = new FeedPoller({ config, tenant: rt.tenant, contentType, api: rt.api, clock: rt.clock, sink: this.deps.sink, format, router, pool, blobs, checkpoint: cp, deadLetters: this.deadLetters, log });
+      this.#baseline.set(f, { records: cp.s.recordsDelivered, blobs: cp.s.blobsDelivered });
+      built.push(f);
+    }
+    this.feeds.push(...built);
+    return built;
+  }
+
+  /**
+   * A service's second chance for a tenant left out at start: tried again on its own schedule
+   * (BACKOFF.tenantRetry) until it starts, then its feeds join the running collector.
+   */
+  async #retryTenant(rt: TenantRuntime, signal: AbortSignal, onFeeds: (feeds: FeedPoller[]) => void): Promise<void> {
+    for (let attempt = 0; !signal.aborted; attempt++) {
+      await sleep(backoffDelay(attempt, BACKOFF.tenantRetry), signal).catch(() => {});
+      if (signal.aborted) return;
+      try {
+        await this.#connect(rt, signal, 1);
+      } catch (err) {
+        if (signal.aborted) return;
+        const e = asCollectorError(err);
+        this.failedTenants.set(rt, e);
+        this.deps.log.error('tenant still left out; trying again later', { tenant: rt.tenant.name, error: e.message });
+        continue;
+      }
+      this.failedTenants.delete(rt);
+      this.deps.log.info('tenant started: its feeds join', { tenant: rt.tenant.name });
+      onFeeds(this.#buildFeeds(rt));
+      return;
+    }
   }
 
   /** Blobs and records acked since this process started (whether or not their checkpoint reached the disk). */
@@ -211,30 +300,36 @@ export class Collector {
     const signal = stop.signal;
     const { config } = this.deps;
     try {
-      // A daemon outlives network hiccups at boot: keep trying unless the credentials are refused.
-      await this.start(signal, Infinity);
+      // A daemon outlives network hiccups at boot: each tenant gets polling.max_attempts tries,
+      // then the ones still failing are tried again in the background while the others run.
+      await this.start(signal, config.polling.maxAttempts, { allowNone: true });
       const statusLoop = (async () => {
         while (!signal.aborted) {
           await sleep(config.status.intervalMs, signal).catch(() => {});
           if (!signal.aborted) await this.emitStatus(signal).catch((e) => this.deps.log.warn('status record not sent', { error: describeError(e) }));
         }
       })();
-      await Promise.all(
-        this.feeds.map(async (f) => {
-          let failures = 0;
-          while (!signal.aborted) {
-            const started = performance.now();
-            const r = await f.poll(signal).catch(() => undefined);
-            if (r?.stopRun) stop.abort(r.error);
-            if (r?.blobs || r?.parked || r?.lost || r?.deadLettered) {
-              f.log.info('poll done', { blobs: r.blobs, records: r.records, deadLettered: r.deadLettered, parked: r.parked, lost: r.lost, late: r.late, cursor: new Date(f.checkpoint.cursor).toISOString() });
-            }
-            failures = r?.error ? failures + 1 : 0;
-            const interval = failures ? Math.max(config.polling.intervalMs, backoffDelay(failures - 1, BACKOFF.feedError)) : config.polling.intervalMs;
-            await sleep(Math.max(0, interval - (performance.now() - started)), signal).catch(() => {});
+      const pollLoop = async (f: FeedPoller): Promise<void> => {
+        let failures = 0;
+        while (!signal.aborted) {
+          const started = performance.now();
+          const r = await f.poll(signal).catch(() => undefined);
+          if (r?.stopRun) stop.abort(r.error);
+          if (r?.blobs || r?.parked || r?.lost || r?.deadLettered) {
+            f.log.info('poll done', { blobs: r.blobs, records: r.records, deadLettered: r.deadLettered, parked: r.parked, lost: r.lost, late: r.late, cursor: new Date(f.checkpoint.cursor).toISOString() });
           }
-        }),
-      );
+          failures = r?.error ? failures + 1 : 0;
+          const interval = failures ? Math.max(config.polling.intervalMs, backoffDelay(failures - 1, BACKOFF.feedError)) : config.polling.intervalMs;
+          await sleep(Math.max(0, interval - (performance.now() - started)), signal).catch(() => {});
+        }
+      };
+      const loops = this.feeds.map(pollLoop);
+      for (const rt of [...this.failedTenants.keys()]) loops.push(this.#retryTenant(rt, signal, (feeds) => loops.push(...feeds.map(pollLoop))));
+      // Loops started later (a tenant that joined) are awaited too.
+      for (let n = 0; n < loops.length; ) {
+        n = loops.length;
+        await Promise.all(loops);
+      }
       await statusLoop;
       if (!outer.aborted) throw signal.reason;
     } finally {
@@ -245,8 +340,14 @@ export class Collector {
   /** One status record per feed on the status tag (what an inactivity alert in the SIEM watches). */
   async emitStatus(signal: AbortSignal): Promise<void> {
     const { config, sink } = this.deps;
-    if (this.feeds.length === 0) return;
-    const body = Buffer.from(`[${this.feeds.map((f) => JSON.stringify(statusRecord(f, { stallAfterMs: config.status.stallAfterMs }))).join(',')}]`);
+    const records = this.feeds.map((f) => JSON.stringify(statusRecord(f, { stallAfterMs: config.status.stallAfterMs })));
+    // A tenant left out still reports each of its feeds, with why: an alert on lastError or on
+    // the feed's missing progress catches it.
+    for (const [rt, err] of this.failedTenants) {
+      for (const ct of rt.tenant.contentTypes) records.push(JSON.stringify(failedTenantStatus(rt, ct, this.deps.store.feeds.get(feedKey(rt.tenant.name, ct)), err.message)));
+    }
+    if (records.length === 0) return;
+    const body = Buffer.from(`[${records.join(',')}]`);
     const now = Date.now();
     const enc = encodeBlob(body, {
       format: wireFormat(config),
@@ -259,7 +360,7 @@ export class Collector {
   }
 
   #summarize(results: PollResult[]): RunSummary {
-    const s: RunSummary = { blobs: 0, records: 0, deadLettered: 0, parked: 0, lost: 0, late: 0, gaps: 0, waiting: 0, errors: [] };
+    const s: RunSummary = { blobs: 0, records: 0, deadLettered: 0, parked: 0, lost: 0, late: 0, gaps: 0, waiting: 0, errors: [], tenantFailures: this.#tenantFailures() };
     for (const r of results) {
       s.blobs += r.blobs;
       s.records += r.records;
@@ -276,6 +377,10 @@ export class Collector {
     return s;
   }
 
+  #tenantFailures(): TenantFailure[] {
+    return [...this.failedTenants].map(([rt, e]) => ({ tenant: rt.tenant.name, auth: e.code === 'AUTH_FAILED', error: e.message }));
+  }
+
   /** Flushes the state and releases every connection pool. */
   async close(): Promise<void> {
     try {
@@ -284,4 +389,8 @@ export class Collector {
       for (const t of this.tenants) t.close();
     }
   }
+}
+
+function asCollectorError(err: unknown): CollectorError {
+  return err instanceof CollectorError ? err : new CollectorError('API_ERROR', describeError(err), { cause: err });
 }

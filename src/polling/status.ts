@@ -1,4 +1,7 @@
+import type { ContentType } from '../management-api/content-types.ts';
+import type { FeedCheckpoint } from './checkpoint.ts';
 import type { FeedPoller } from './feed-poller.ts';
+import type { TenantRuntime } from './tenant-runtime.ts';
 
 /**
  * The status record of one feed (DESIGN "Routing", the original Devo collector's "Monitor it"):
@@ -39,5 +42,33 @@ export function statusRecord(f: FeedPoller, opts: { stallAfterMs: number; monoto
     stalledSeconds: idleMs > opts.stallAfterMs ? Math.round(idleMs / 1000) : 0,
     clockSkewSeconds: skew === undefined ? null : Math.round(skew / 1000),
     lastError: s.lastError ?? null,
+  };
+}
+
+/**
+ * The status record of a feed whose tenant could not start (credentials refused, API
+ * unreachable): the same fields, from its checkpoint when the state has one, `stalled` true and
+ * `lastError` saying why, so the same alerts fire.
+ */
+export function failedTenantStatus(rt: TenantRuntime, contentType: ContentType, cp: FeedCheckpoint | undefined, error: string): Record<string, unknown> {
+  const s = cp?.s;
+  const iso = (ms: number | undefined) => (ms === undefined || ms === 0 ? null : new Date(ms).toISOString());
+  return {
+    type: 'm365-forward.status',
+    tenant: rt.tenant.name,
+    tenantId: rt.tenant.tenantId,
+    contentType,
+    cursor: iso(s?.cursor),
+    lagSeconds: s ? Math.max(0, Math.round((rt.clock.now() - s.cursor) / 1000)) : null,
+    blobsDelivered: s?.blobsDelivered ?? 0,
+    recordsDelivered: s?.recordsDelivered ?? 0,
+    retryQueue: cp?.retry.size ?? 0,
+    lost: s?.lost ?? 0,
+    gaps: s?.gaps ?? 0,
+    deadLettered: s?.deadLettered ?? 0,
+    throttled: rt.api.stats.throttled,
+    stalled: true,
+    tenantStarted: false,
+    lastError: error,
   };
 }

@@ -83,7 +83,7 @@ export class StateStore {
     this.#lock = undefined;
   }
 
-  /** Every feed in the state, including those no longer in the config (kept, and reported). */
+  /** Every feed in the state (feeds no longer in the config are dropped at start by the collector). */
   get feeds(): ReadonlyMap<string, FeedCheckpoint> {
     return this.#feeds;
   }
@@ -101,6 +101,14 @@ export class StateStore {
     for (const [key, r] of records) this.#feeds.set(key, new FeedCheckpoint(key, r.scalars, r.done, r.retry, this.journal));
     this.#loaded = true;
     return this.#feeds;
+  }
+
+  /**
+   * Forgets a feed (no longer in the config). Not journaled: the next compaction writes the state
+   * without it, and until then a restart finds it again and drops it again.
+   */
+  dropFeed(key: string): void {
+    this.#feeds.delete(key);
   }
 
   /** A new feed's checkpoint, owned by this store. */

@@ -331,7 +331,7 @@ test('hard shapes reach the receiver as the same JSON value (big integers exact,
   }
 });
 
-test('a feed removed from the config is reported with what its retry queue still holds, and kept in the state', async () => {
+test('a feed removed from the config is reported with what its retry queue still holds, and dropped from the state', async () => {
   const sim = await startSimulator({ seed: 79, records: 0, spanHours: 2 });
   rx.entries.length = 0;
   const { config, cleanup } = simConfig(sim, { port: rx.port, spanHours: 3, patch: (t) => (t.polling.max_attempts = 1) });
@@ -344,16 +344,18 @@ test('a feed removed from the config is reported with what its retry queue still
     const collector = new Collector({ config: fewer.config, sink, store: new StateStore(fewer.config.state.path), log: silentLogger });
     try {
       await collector.runOnce(AbortSignal.timeout(60_000));
-      assert.deepEqual(
-        collector.removedFeeds.find((f) => f.key === 'simulator/Audit.SharePoint'),
-        { key: 'simulator/Audit.SharePoint', retryQueue: 1 },
-      );
+      const parked = sim.blobs().find((b) => b.contentType === 'Audit.SharePoint')!;
+      const removed = collector.removedFeeds.find((f) => f.key === 'simulator/Audit.SharePoint')!;
+      assert.equal(removed.retryQueue, 1);
+      assert.deepEqual(removed.retryContentIds, [parked.contentId]);
+      assert.ok(removed.retryFrom && removed.retryFrom === removed.retryTo, 'the parked blob\'s contentCreated');
       assert.equal(collector.removedFeeds.length, 4);
     } finally {
       await collector.close();
       await sink.close();
     }
-    assert.equal(new StateStore(config.state.path).load().get('simulator/Audit.SharePoint')!.retry.size, 1, 'kept, not dropped');
+    const after = new StateStore(config.state.path).load();
+    assert.deepEqual([...after.keys()], ['simulator/Audit.Exchange'], 'the removed feeds are dropped; the kept one stays');
   } finally {
     cleanup();
     await sim.close();
