@@ -132,7 +132,18 @@ await yargs(hideBin(process.argv))
       .demandCommand(1, 'name a subcommand: list or resend'),
   )
   .command('state', 'inspect the checkpoint state', (y) =>
-    y.command('show', 'show every feed\'s checkpoint', (z) => z.option('config', configOpt), (a) => done(stateShowCommand({ config: a.config }))).demandCommand(1, 'name a subcommand: show'),
+    y
+      .command(
+        'show',
+        'show every feed\'s checkpoint (-c FILE, or --state PATH without a config)',
+        (z) =>
+          z
+            .option('config', { ...configOpt, demandOption: false })
+            .option('state', { type: 'string', describe: 'a state file to show (default: the config\'s state.path)', requiresArg: true })
+            .check((a) => (a.config || a.state ? true : 'name the collector config (-c FILE) or a state file (--state PATH)')),
+        (a) => done(stateShowCommand({ config: a.config, state: a.state })),
+      )
+      .demandCommand(1, 'name a subcommand: show'),
   )
   .demandCommand(1, 'name a command (see --help)')
   .strict()

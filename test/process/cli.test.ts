@@ -66,6 +66,17 @@ describe('simulate + run --once as separate processes', () => {
     const show = await runCli(['state', 'show', '-c', configFile]);
     assert.equal(show.code, 0, show.stderr);
     assert.match(show.stdout, /simulator\/Audit.Exchange: cursor .*records delivered/);
+    // A state file alone, without its config (a copy taken from a server), from another folder.
+    const statePath = parseYaml(readFileSync(configFile, 'utf8')).state.path;
+    const alone = await runCli(['state', 'show', '--state', statePath]);
+    assert.equal(alone.code, 0, alone.stderr);
+    assert.equal(alone.stdout.replace(/lag \d+ min/g, 'lag'), show.stdout.replace(/lag \d+ min/g, 'lag'), 'the same feeds, the same figures');
+    const neither = await runCli(['state', 'show']);
+    assert.equal(neither.code, 2);
+    assert.match(neither.stderr, /-c FILE.*--state PATH/);
+    const missing = await runCli(['state', 'show', '--state', path.join(dir, 'no-such-state.json')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /no state file at .*no-such-state\.json/);
     const check = await runCli(['check', '-c', configFile, '--forward-port', String(rx.port)]);
     assert.equal(check.code, 0, check.stdout + check.stderr);
     assert.match(check.stdout, /^ok +config/m);
