@@ -8,6 +8,7 @@ import { hideBin } from 'yargs/helpers';
 import { checkCommand } from './commands/check.ts';
 import { demoCommand } from './commands/demo.ts';
 import { runCommand } from './commands/run.ts';
+import { replayCommand, TIME_FORMS } from './commands/replay.ts';
 import { simulateArgs, simulateCommand, simulateOptions } from './commands/simulate.ts';
 import { stateShowCommand, subscriptionsCommand } from './commands/admin.ts';
 import { deadletterListCommand, deadletterResendCommand } from './commands/deadletter.ts';
@@ -25,6 +26,9 @@ const overrideOpts = <T,>(y: Argv<T>) =>
     .option('forward-host', { type: 'string', describe: 'override output.forward.host', requiresArg: true })
     .option('forward-port', { type: 'number', describe: 'override output.forward.port', requiresArg: true })
     .option('state', { type: 'string', describe: 'override state.path', requiresArg: true });
+
+/** Live progress lines on stderr (src/support/progress.ts): drawn only when stderr is a terminal; --no-progress turns them off there too. */
+const progressOpt = { type: 'boolean', default: true, describe: 'with --once and replay: a live line per feed on stderr when it is a terminal (never in a pipe or a file); --no-progress: none' } as const;
 
 // A reader that goes away early (`| head`) must not crash a command with an unhandled EPIPE;
 // output after that point is simply dropped (the stdout sink notices and stops the run itself).
@@ -64,13 +68,36 @@ await yargs(hideBin(process.argv))
         y
           .option('config', configOpt)
           .option('once', { type: 'boolean', default: false, describe: 'collect everything available now, wait for every ack and checkpoint, exit' })
-          .option('timeout', { type: 'string', requiresArg: true, describe: 'with --once: stop at this deadline (e.g. 10m), keep what was acked, exit 1 naming what it waited for' }),
+          .option('timeout', { type: 'string', requiresArg: true, describe: 'with --once: stop at this deadline (e.g. 10m), keep what was acked, exit 1 naming what it waited for' })
+          .option('progress', progressOpt),
       ),
     async (a) =>
       done(
         await runCommand({
           config: a.config, once: a.once, timeoutMs: timeoutArg(a.timeout, a.once), output: a.output, recordFormat: a['record-format'],
-          forwardHost: a['forward-host'], forwardPort: a['forward-port'], statePath: a.state, logLevel: a['log-level'],
+          forwardHost: a['forward-host'], forwardPort: a['forward-port'], statePath: a.state, logLevel: a['log-level'], progress: a.progress,
+        }),
+      ),
+  )
+  .command(
+    'replay',
+    'send again the content the API made available in a time range (within the 7 days it keeps), without touching the live checkpoint',
+    (y) =>
+      overrideOpts(
+        y
+          .option('config', configOpt)
+          .option('tenant', { type: 'string', demandOption: true, requiresArg: true, describe: 'the tenant to replay (its `name` in the config)' })
+          .option('content-type', { choices: CONTENT_TYPES, describe: 'only this content type (default: every content type of the tenant)' })
+          .option('from', { type: 'string', demandOption: true, requiresArg: true, describe: `start of the range, inclusive (contentCreated, to the second): ${TIME_FORMS}` })
+          .option('to', { type: 'string', requiresArg: true, describe: "end of the range, exclusive (default: the API's now)" })
+          .option('timeout', { type: 'string', requiresArg: true, describe: 'stop at this deadline (e.g. 10m), exit 1 naming what it waited for' })
+          .option('progress', progressOpt),
+      ),
+    async (a) =>
+      done(
+        await replayCommand({
+          config: a.config, tenant: a.tenant, contentType: a['content-type'], from: a.from, to: a.to, timeoutMs: timeoutArg(a.timeout, true), progress: a.progress,
+          output: a.output, recordFormat: a['record-format'], forwardHost: a['forward-host'], forwardPort: a['forward-port'], statePath: a.state, logLevel: a['log-level'],
         }),
       ),
   )

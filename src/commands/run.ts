@@ -2,8 +2,10 @@ import { loadConfig, type ConfigOverrides } from '../config/load.ts';
 import { formatDuration } from '../config/durations.ts';
 import { CollectorError, describeError } from '../errors.ts';
 import { Collector, type RunSummary } from '../polling/collector.ts';
+import { startMetrics, type RunningMetrics } from '../metrics/index.ts';
 import { createSink } from '../sink/create-sink.ts';
 import { StateStore } from '../state/state-store.ts';
+import { collectorProgress, showProgress } from '../support/progress.ts';
 import { EXIT, StopRequested, abortOnSignals, makeLogger, reportFatal } from './common.ts';
 import { GaveUp, outputStallLimit, watchOnce } from './deadline.ts';
 
@@ -12,6 +14,8 @@ export interface RunArgs extends ConfigOverrides {
   once: boolean;
   /** `--timeout`: a `--once` run stops at this deadline (ms). */
   timeoutMs?: number;
+  /** `--no-progress` sets it false; with --once, live lines are drawn only when stderr is a terminal anyway. */
+  progress?: boolean;
   logLevel?: string;
 }
 
@@ -27,6 +31,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
   const sink = createSink(config, log);
   const store = new StateStore(config.state.path);
   let collector: Collector | undefined;
+  let metrics: RunningMetrics | undefined;
   const ac = abortOnSignals(log, () => store.unlock(), () => (args.once ? EXIT.interrupted : EXIT.ok));
   let unwatch = () => {};
   const progressLine = () => {
@@ -36,6 +41,8 @@ export async function runCommand(args: RunArgs): Promise<number> {
   try {
     store.lock();
     collector = new Collector({ config, sink, store, log });
+    // After the lock (a second instance fails on it, not on the port); nothing listens unless metrics.listen is set.
+    metrics = await startMetrics(collector, log);
     log.info('starting', { tenants: config.tenants.length, output: sink.description, state: config.state.path, once: args.once, ...(args.timeoutMs ? { timeout: formatDuration(args.timeoutMs) } : {}) });
     if (!args.once) {
       await collector.runForever(ac.signal);
@@ -43,7 +50,9 @@ export async function runCommand(args: RunArgs): Promise<number> {
     }
     // A one-shot run always ends: at --timeout, or when the output takes nothing for a while.
     unwatch = watchOnce(ac, sink, { stallLimitMs: outputStallLimit(config.output.forward.ackTimeoutMs), timeoutMs: args.timeoutMs });
-    const s = await collector.runOnce(ac.signal);
+    // Live lines per feed while the backlog drains (stderr a terminal only); stopped before the summary.
+    const progress = args.progress === false ? undefined : showProgress(() => collectorProgress(collector!));
+    const s = await collector.runOnce(ac.signal).finally(() => progress?.stop());
     return report(s, collector, sink.description, config.state.path);
   } catch (err) {
     const reason = ac.signal.aborted ? ac.signal.reason : undefined;
@@ -64,6 +73,7 @@ export async function runCommand(args: RunArgs): Promise<number> {
     return reportFatal(err);
   } finally {
     unwatch();
+    await metrics?.close();
     await collector?.close().catch((e) => log.error('the checkpoint could not be saved at exit', { error: describeError(e) }));
     await sink.close();
     store.unlock();

@@ -8,7 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { formatDuration, parseDuration } from '../config/durations.ts';
-import { simulatorConfigTree, simulatorConfigYaml } from '../config/simulator-config.ts';
+import { simulatorConfigTree, simulatorConfigYaml, simulatorTenantName } from '../config/simulator-config.ts';
 import {
   DEFAULT_SLOW_MS,
   faultApplies,
@@ -19,6 +19,7 @@ import {
   generateClientCertificate,
   maxLateByMs,
   MAX_LATENCY_MS,
+  MAX_TENANTS,
   parseCorpus,
   parseFaultSpec,
   startSimulator,
@@ -34,7 +35,10 @@ import type { Argv } from 'yargs';
 export interface SimulateArgs {
   port: number;
   seed: number;
+  /** Records per tenant. */
   records: number;
+  /** How many tenants the one server serves (SimulatorOptions.tenants; default 1). */
+  tenants?: number;
   corpus?: string;
   span: number;
   late: number;
@@ -43,7 +47,7 @@ export interface SimulateArgs {
   /** Seconds after start when the late blobs are released. */
   lateRelease?: number;
   pageSize?: number;
-  /** `KIND[@ROUTE][:COUNT]` faults armed at start. */
+  /** `KIND[@ROUTE][:COUNT][@TENANT_INDEX]` faults armed at start. */
   faults?: string[];
   /** Delay of 'slow' faults in ms (default DEFAULT_SLOW_MS). */
   slowMs?: number;
@@ -73,11 +77,13 @@ export function faultHelp(): string {
     return [`  ${k.padEnd(width)}  default route: ${FAULT_KINDS[k].defaultRoute}${only}`, `      ${FAULT_KINDS[k].summary}`];
   });
   return [
-    'Faults: --fault KIND[@ROUTE][:COUNT], COUNT default 1.',
+    'Faults: --fault KIND[@ROUTE][:COUNT][@TENANT_INDEX], COUNT default 1.',
     `ROUTE: ${FAULT_ROUTES.join(', ')} ('any' = the next request the kind applies to).`,
+    'TENANT_INDEX: 1 to --tenants; only that tenant is hit (default: any tenant, the count shared).',
     'Kinds:',
     ...lines,
     'Example: --fault 503@content:2 --fault invalid-json --fault subscription-disabled --seed 7',
+    'Only tenant 7 throttled: --tenants 50 --write-config sim.yaml --fault 403-AF429@content:1000000@7',
   ].join('\n');
 }
 
@@ -86,7 +92,8 @@ export function simulateOptions<T>(y: Argv<T>) {
   return y
     .option('port', { type: 'number', default: 0, describe: 'port on 127.0.0.1 (0 = any free port)' })
     .option('seed', { type: 'number', default: 1, describe: 'seed for deterministic data, ids and late-blob choice' })
-    .option('records', { type: 'number', default: 2000, describe: 'number of synthetic records' })
+    .option('records', { type: 'number', default: 2000, describe: 'number of synthetic records (of each tenant)' })
+    .option('tenants', { type: 'number', default: 1, describe: `serve N tenants from the one server (1-${MAX_TENANTS}), each with its own ids, secret, records, quota and faults; above 1 needs --write-config, where the secrets go (tenants sim-01..sim-N)` })
     .option('corpus', { type: 'string', describe: 'serve exactly the records of this NDJSON file, one JSON object a line (default: synthetic records)', requiresArg: true })
     .option('span', { type: 'number', default: 20, describe: 'spread the blobs over the past HOURS' })
     .option('late', { type: 'number', default: 0, describe: 'FRACTION of blobs listed late: 2-30 min after contentCreated, or with --late-by/--late-release at the release time' })
@@ -109,7 +116,7 @@ export function simulateOptions<T>(y: Argv<T>) {
 /** Parsed `simulate` flags → SimulateArgs. */
 export function simulateArgs(a: Awaited<ReturnType<typeof simulateOptions>['argv']>): SimulateArgs {
   return {
-    port: a.port, seed: a.seed, records: a.records, corpus: a.corpus, span: a.span, late: a.late, lateBy: a['late-by'], lateRelease: a['late-release'],
+    port: a.port, seed: a.seed, records: a.records, tenants: a.tenants, corpus: a.corpus, span: a.span, late: a.late, lateBy: a['late-by'], lateRelease: a['late-release'],
     pageSize: a['page-size'], faults: a.fault, slowMs: a['slow-ms'], retryAfter: a['retry-after'], clockOffset: a['clock-offset'],
     latencyMs: a['latency-ms'], requestsPerMinute: a['requests-per-minute'], writeConfig: a['write-config'], statePath: a.state, credential: a.credential, clientCertificates: a['client-certificate'],
   };
@@ -136,12 +143,22 @@ function parseLateBy(values: string[], problems: string[]): number[] {
   return out;
 }
 
+/** The most records one simulate process makes, all tenants together (they are held in memory). */
+const MAX_RECORDS = 5_000_000;
+
 /** Builds simulator options from command-line values, checking each with a clear message. */
 export function simulatorOptions(a: SimulateArgs): SimulatorOptions {
   const problems: string[] = [];
   if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) problems.push(`--port must be 0..65535, got ${a.port}`);
   if (!Number.isSafeInteger(a.seed)) problems.push(`--seed must be a whole number, got ${a.seed}`);
-  if (!Number.isInteger(a.records) || a.records < 0 || a.records > 5_000_000) problems.push(`--records must be an integer 0..5000000, got ${a.records}`);
+  if (!Number.isInteger(a.records) || a.records < 0 || a.records > MAX_RECORDS) problems.push(`--records must be an integer 0..${MAX_RECORDS}, got ${a.records}`);
+  const tenants = a.tenants ?? 1;
+  if (!(Number.isInteger(tenants) && tenants >= 1 && tenants <= MAX_TENANTS)) problems.push(`--tenants must be a whole number from 1 to ${MAX_TENANTS}, got ${a.tenants}`);
+  else {
+    if (Number.isInteger(a.records) && tenants * a.records > MAX_RECORDS && !a.corpus) problems.push(`--tenants ${tenants} x --records ${a.records} is over ${MAX_RECORDS} records in all: ask for fewer records a tenant`);
+    // The other tenants' secrets go into the written config (0600), never to stdout.
+    if (tenants > 1 && !a.writeConfig) problems.push('--tenants above 1 needs --write-config FILE: every tenant\'s secret is written there, not printed');
+  }
   if (!(a.span > 0 && a.span <= 7 * 24 - 1)) problems.push(`--span must be more than 0 and at most 167 hours (the API keeps 7 days), got ${a.span}`);
   if (!(a.late >= 0 && a.late <= 1)) problems.push(`--late must be a fraction from 0 to 1, got ${a.late}`);
   if (a.pageSize !== undefined && !(Number.isInteger(a.pageSize) && a.pageSize >= 1)) problems.push(`--page-size must be a positive integer, got ${a.pageSize}`);
@@ -151,7 +168,7 @@ export function simulatorOptions(a: SimulateArgs): SimulatorOptions {
   if (a.requestsPerMinute !== undefined && !(Number.isInteger(a.requestsPerMinute) && a.requestsPerMinute >= 1)) problems.push(`--requests-per-minute must be a whole number above 0, got ${a.requestsPerMinute}`);
   const faults: Fault[] = [];
   for (const spec of a.faults ?? []) {
-    const r = parseFaultSpec(spec, { delayMs: a.slowMs, retryAfterSeconds: a.retryAfter });
+    const r = parseFaultSpec(spec, { delayMs: a.slowMs, retryAfterSeconds: a.retryAfter, tenants: Number.isInteger(tenants) && tenants >= 1 ? tenants : undefined });
     if ('problem' in r) problems.push(`--fault ${r.problem}`);
     else faults.push(r.fault);
   }
@@ -195,6 +212,7 @@ export function simulatorOptions(a: SimulateArgs): SimulatorOptions {
     port: a.port,
     seed: a.seed,
     records: a.records,
+    ...(tenants !== 1 ? { tenants } : {}),
     corpus,
     spanHours: a.span,
     // With a late release, --late is the share released late; the minutes-late mode is off.
@@ -262,10 +280,12 @@ export async function simulateCommand(a: SimulateArgs): Promise<number> {
         const certFile = path.join(dir, `${prefix}-client.crt`);
         writeFileSync(keyFile, cert.keyPem, { mode: 0o600 });
         writeFileSync(certFile, cert.certPem);
+        // One key pair registered on every tenant's app: each tenant entry names it.
         sim.registerCertificate(cert.certPem);
-        const tenant = (tree.tenants as Record<string, unknown>[])[0]!;
-        delete tenant.client_secret;
-        tenant.certificate = { private_key_file: keyFile, certificate_file: certFile };
+        for (const tenant of tree.tenants as Record<string, unknown>[]) {
+          delete tenant.client_secret;
+          tenant.certificate = { private_key_file: keyFile, certificate_file: certFile };
+        }
         ready.certificateFile = certFile;
       }
       writeFileSync(file, simulatorConfigYaml(tree), { mode: 0o600 });
@@ -278,7 +298,7 @@ export async function simulateCommand(a: SimulateArgs): Promise<number> {
     });
     // What the collector asked of it (requests by route, throttled, the API call span): the last
     // line, so a bench or a person reads what a run cost the API side (test/bench/run.ts).
-    process.stdout.write(JSON.stringify({ stats: sim.stats() }) + '\n');
+    process.stdout.write(JSON.stringify({ stats: finalStats(sim) }) + '\n');
     return EXIT.ok;
   } catch (err) {
     return reportFatal(err);
@@ -288,9 +308,25 @@ export async function simulateCommand(a: SimulateArgs): Promise<number> {
   }
 }
 
-/** The ready line: where the simulator is, its credentials, what it serves and which faults and clock it plays. */
+/** The stats line's content: every request, and with several tenants each tenant's own counters. */
+function finalStats(sim: Simulator): Record<string, unknown> {
+  const all: Record<string, unknown> = { ...sim.stats() };
+  if (sim.tenants.length > 1) {
+    const count = sim.tenants.length;
+    all.tenants = sim.tenants.map((t) => ({ name: simulatorTenantName(t.index, count), tenantId: t.tenantId, ...t.stats() }));
+  }
+  return all;
+}
+
+/**
+ * The ready line: where the simulator is, its credentials, what it serves and which faults and
+ * clock it plays. With several tenants, `tenants` lists each one's config name, ids and records;
+ * their secrets are only in the written config (the top-level credentials stay tenant 1's, as
+ * with one tenant).
+ */
 function readyLine(sim: Simulator, o: SimulatorOptions, caFile: string): Record<string, unknown> {
   const blobs = sim.blobs();
+  const count = (bs: readonly { recordCount: number }[]) => bs.reduce((n, b) => n + b.recordCount, 0);
   const ready: Record<string, unknown> = {
     apiUrl: sim.apiUrl,
     loginUrl: sim.loginUrl,
@@ -298,11 +334,17 @@ function readyLine(sim: Simulator, o: SimulatorOptions, caFile: string): Record<
     clientId: sim.clientId,
     clientSecret: sim.clientSecret,
     caFile,
-    records: blobs.reduce((n, b) => n + b.recordCount, 0),
+    records: count(blobs),
     blobs: blobs.length,
     faults: (o.faults ?? []).map(formatFault),
     clockOffsetMs: o.clockOffsetMs ?? 0,
   };
+  if (sim.tenants.length > 1) {
+    ready.tenants = sim.tenants.map((t) => {
+      const own = t.blobs();
+      return { name: simulatorTenantName(t.index, sim.tenants.length), tenantId: t.tenantId, clientId: t.clientId, records: count(own), blobs: own.length };
+    });
+  }
   if (o.latencyMs) ready.latencyMs = o.latencyMs;
   if (o.requestsPerMinute !== undefined) ready.requestsPerMinute = o.requestsPerMinute;
   if (o.lateRelease) {

@@ -6,15 +6,18 @@ import { CollectorError } from '../errors.ts';
 import { CONTENT_TYPES, isContentType, type ContentType } from '../management-api/content-types.ts';
 import { CLOUDS, isCloudName, type CloudName } from './clouds.ts';
 import { formatDuration, isZeroDuration, parseDuration } from './durations.ts';
+import { parseListen } from '../metrics/listen.ts';
 import {
   DEFAULTS,
   Secret,
   type Config,
   type Credential,
   type ForwardOutputConfig,
+  type ProxyConfig,
   type TenantConfig,
   type TlsClientConfig,
 } from './schema.ts';
+import { parseNoProxy, parseNoProxyEntry, parseProxyUrl, proxyEnvironment, splitNoProxy } from '../support/proxy.ts';
 import {
   ENV_NAME,
   Problems,
@@ -245,7 +248,7 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
   const resolvePath = (f: string) => path.resolve(baseDir, f);
   const root: Obj = isObj(tree) ? tree : {};
   if (!isObj(tree)) p.add('(top level)', `must be a mapping, got ${typeName(tree)}`);
-  checkKeys(p, '', root, ['tenants', 'output', 'routing', 'status', 'state', 'polling', 'api']);
+  checkKeys(p, '', root, ['tenants', 'output', 'routing', 'status', 'state', 'polling', 'api', 'metrics']);
 
   // Every file the config names is read now, so a wrong path is a config error with its key, not
   // a failure at the first token request or the first send (which wedged the collector for TLS).
@@ -357,6 +360,20 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
     );
   }
 
+  // --- metrics (off unless listen is set)
+  const metrics = section(p, '', root, 'metrics');
+  checkKeys(p, 'metrics', metrics, ['listen', 'stall_after']);
+  const metricsListen = metrics.listen === undefined || metrics.listen === null ? undefined : parseListen(metrics.listen);
+  if (metricsListen && 'problem' in metricsListen) p.add('metrics.listen', metricsListen.problem);
+  // Unset, it is status.stall_after (30m by default; checked above). At least 1s, for tests; and,
+  // as for status.stall_after, longer than polling.interval: a feed completes a poll once per
+  // interval, so a shorter one would call every healthy feed stalled between two polls.
+  const metricsStallMs = duration(p, 'metrics', metrics, 'stall_after', stallAfterMs, 1000, 7 * 86_400_000);
+  const metricsStallBad = p.list.some((x) => x.path === 'metrics.stall_after');
+  if (metrics.stall_after != null && !metricsStallBad && metricsStallMs <= intervalMs && !reported.has('polling.interval')) {
+    p.add('metrics.stall_after', `must be longer than polling.interval (${formatDuration(intervalMs)}), got ${formatDuration(metricsStallMs)}: set it to a few poll intervals`);
+  }
+
   // --- state
   const state = section(p, '', root, 'state');
   checkKeys(p, 'state', state, ['path']);
@@ -368,9 +385,10 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
 
   // --- api
   const api = section(p, '', root, 'api');
-  checkKeys(p, 'api', api, ['ca_file']);
+  checkKeys(p, 'api', api, ['ca_file', ...PROXY_KEYS]);
   const caFile = optString(p, 'api', api, 'ca_file');
   if (caFile) certificatesIn(p, 'api.ca_file', readNamed('api.ca_file', caFile, MAX_PEM_BYTES));
+  const proxy = parseProxy(p, api, io, readNamed);
 
   // --- overrides from the command line win over the file
   if (overrides.output) type = overrides.output;
@@ -398,7 +416,8 @@ export function parseConfig(tree: unknown, sourceFile: string, overrides: Config
     status: { tag: statusTag, intervalMs: statusInterval, stallAfterMs },
     state: { path: overrides.statePath ? path.resolve(overrides.statePath) : statePath },
     polling: { intervalMs, initialLookbackMs, overlapMs, sweepIntervalMs, concurrency, requestTimeoutMs, maxAttempts },
-    api: { caFile: caFile ? resolvePath(caFile) : undefined },
+    api: { caFile: caFile ? resolvePath(caFile) : undefined, ...(proxy ? { proxy } : {}) },
+    metrics: { ...(metricsListen && !('problem' in metricsListen) ? { listen: metricsListen } : {}), stallAfterMs: metricsStallMs },
     sourceFile,
   };
 }
@@ -646,6 +665,136 @@ function httpsUrl(p: Problems, keyPath: string, v: string | undefined): string |
     return undefined;
   }
   return u.origin;
+}
+
+/** The `api` keys of the proxy (README "Behind a proxy"). */
+const PROXY_KEYS = ['proxy', 'proxy_username', 'proxy_password_env', 'proxy_password_file', 'no_proxy'] as const;
+const PROXY_EXAMPLE = 'http://proxy.example:3128';
+
+/**
+ * The proxy for every call to Entra ID and the API (issue 8), or undefined for direct. `api.proxy`
+ * (`none`: never a proxy) comes with api.proxy_username, api.proxy_password_env or _file and
+ * api.no_proxy, and then the environment is not read at all, so a service behaves the same
+ * whatever environment starts it. Without api.proxy: HTTPS_PROXY (else https_proxy), its user info
+ * as credentials, and NO_PROXY (else no_proxy). Messages never quote a URL's credentials.
+ */
+function parseProxy(p: Problems, api: Obj, io: LoadEnv, readNamed: ReadNamed): ProxyConfig | undefined {
+  const extras = PROXY_KEYS.filter((k) => k !== 'proxy' && api[k] !== undefined && api[k] !== null);
+  const raw = api.proxy;
+  if (raw === undefined || raw === null) {
+    for (const k of extras) {
+      p.add(join('api', k), 'applies to api.proxy only: set api.proxy too (with HTTPS_PROXY from the environment, its user info and NO_PROXY apply)');
+    }
+    return proxyFromEnvironment(p, io.env);
+  }
+  if (typeof raw !== 'string' || raw.trim() === '') {
+    p.add('api.proxy', `must be a proxy URL like ${PROXY_EXAMPLE}, or none, got ${typeName(raw)}`);
+    return undefined;
+  }
+  if (raw.trim().toLowerCase() === 'none') {
+    for (const k of extras) p.add(join('api', k), 'has no use with api.proxy: none (no proxy); remove it');
+    return undefined;
+  }
+  const parsed = parseProxyUrl(raw, { schemeOptional: false, allowCredentials: false, hostOk: (u) => safeOrigin(u) !== undefined });
+  if ('problem' in parsed) p.add('api.proxy', parsed.problem);
+
+  const username = api.proxy_username === undefined || api.proxy_username === null ? undefined : api.proxy_username;
+  let user: string | undefined;
+  if (username !== undefined) {
+    // Basic authentication joins user and password with ':' (RFC 7617): a user cannot hold one.
+    if (typeof username !== 'string' || username === '' || username.includes(':') || /\p{C}/u.test(username)) {
+      p.add('api.proxy_username', `must be a non-empty user name without ':' or control characters, got ${typeof username === 'string' ? `a value of ${username.length} characters (not shown)` : typeName(username)}`);
+    } else user = username;
+  }
+  const password = proxyPassword(p, api, io, readNamed);
+  if (password && username === undefined) p.add('api', 'has a proxy password but no api.proxy_username; set the user too');
+
+  const noProxy: string[] = [];
+  const rawList = api.no_proxy;
+  if (rawList !== undefined && rawList !== null) {
+    const items: { path: string; text: unknown }[] = Array.isArray(rawList)
+      ? rawList.map((text, i) => ({ path: join('api.no_proxy', i), text }))
+      : typeof rawList === 'string'
+        ? splitNoProxy(rawList).map((text) => ({ path: 'api.no_proxy', text }))
+        : [];
+    if (!Array.isArray(rawList) && typeof rawList !== 'string') {
+      p.add('api.no_proxy', `must be a list of hosts (or one string of them, comma-separated), got ${typeName(rawList)}`);
+    }
+    for (const { path: at, text } of items) {
+      const r = typeof text === 'string' ? parseNoProxyEntry(text) : { problem: 'must be a string' };
+      if ('entry' in r) noProxy.push(r.entry);
+      else p.add(at, `${r.problem}, got ${typeName(text)}`);
+    }
+  }
+  if ('problem' in parsed) return undefined;
+  return {
+    url: parsed.url,
+    source: 'api.proxy',
+    ...(user !== undefined ? { username: user } : {}),
+    ...(password ? { password } : {}),
+    noProxy,
+    ...(rawList !== undefined && rawList !== null ? { noProxySource: 'api.no_proxy' } : {}),
+  };
+}
+
+/** api.proxy_password_env or api.proxy_password_file (at most one), read now; undefined when neither. */
+function proxyPassword(p: Problems, api: Obj, io: LoadEnv, readNamed: ReadNamed): Secret | undefined {
+  if (api.proxy_password_env !== undefined && api.proxy_password_file !== undefined) {
+    p.add('api', 'has both proxy_password_env and proxy_password_file; keep one');
+    return undefined;
+  }
+  if (api.proxy_password_env !== undefined) {
+    const kp = 'api.proxy_password_env';
+    const name = optString(p, 'api', api, 'proxy_password_env');
+    if (name === undefined) return undefined;
+    const v = ENV_NAME.test(name) ? io.env[name] : undefined;
+    if (!v && (!ENV_NAME.test(name) || looksRandom(name))) {
+      // Most likely the password itself, pasted here: say so without printing it.
+      p.add(kp, `must be the name of an environment variable (letters, digits, _), got ${describeEnvName(name)}; set the password in a variable and name the variable here, or use api.proxy_password_file`);
+      return undefined;
+    }
+    if (!v) {
+      p.add(kp, `environment variable ${name} is not set or empty`);
+      return undefined;
+    }
+    return new Secret(v, `environment variable ${describeEnvName(name)}`);
+  }
+  if (api.proxy_password_file !== undefined) {
+    const kp = 'api.proxy_password_file';
+    const file = optString(p, 'api', api, 'proxy_password_file');
+    const f = file ? readNamed(kp, file, MAX_SECRET_FILE_BYTES) : undefined;
+    if (!f) return undefined;
+    const v = f.text?.trim(); // files written by editors or `echo` end in a newline
+    if (v === undefined) p.add(kp, `${f.shown} is not UTF-8 text`);
+    else if (!v) p.add(kp, `${f.shown} is empty`);
+    else if (/[\r\n]/.test(v)) p.add(kp, `${f.shown} holds more than one line; put only the password in it`);
+    else return new Secret(v, `file ${f.shown}`);
+  }
+  return undefined;
+}
+
+/**
+ * HTTPS_PROXY / https_proxy (a missing scheme means http://, as curl reads it) with NO_PROXY /
+ * no_proxy. A proxy URL the collector cannot use is a config problem (exit 2), not a silent
+ * direct connection; NO_PROXY entries it does not understand are left out (the variable is shared
+ * with other programs, which may read forms this one does not).
+ */
+function proxyFromEnvironment(p: Problems, env: NodeJS.ProcessEnv): ProxyConfig | undefined {
+  const { proxy, noProxy } = proxyEnvironment(env);
+  if (!proxy) return undefined;
+  const parsed = parseProxyUrl(proxy.value, { schemeOptional: true, allowCredentials: true, hostOk: (u) => safeOrigin(u) !== undefined });
+  if ('problem' in parsed) {
+    p.add(`environment variable ${proxy.name}`, `${parsed.problem}; or set api.proxy in the config (none: no proxy)`);
+    return undefined;
+  }
+  return {
+    url: parsed.url,
+    source: proxy.name,
+    ...(parsed.username !== undefined ? { username: parsed.username } : {}),
+    ...(parsed.password ? { password: new Secret(parsed.password, `the user info of ${proxy.name}`) } : {}),
+    noProxy: noProxy ? parseNoProxy(noProxy.value).entries : [],
+    ...(noProxy ? { noProxySource: noProxy.name } : {}),
+  };
 }
 
 function parseForward(p: Problems, f: Obj, resolvePath: (f: string) => string, readNamed: ReadNamed): ForwardOutputConfig {

@@ -36,6 +36,24 @@ export type Credential =
       certificateFile: string;
     };
 
+/**
+ * The proxy for the Microsoft side (token and API calls alike), from `api.proxy` or, when that is
+ * not set, from HTTPS_PROXY / https_proxy (src/support/proxy.ts decides per host).
+ */
+export interface ProxyConfig {
+  /** `http://host:port` or `https://host:port`, the port always written; never credentials. */
+  url: string;
+  /** Where it was set, for messages: `api.proxy`, `HTTPS_PROXY` or `https_proxy`. */
+  source: string;
+  /** Basic credentials for the proxy (api.proxy_username, or the user info of HTTPS_PROXY). */
+  username?: string;
+  password?: Secret;
+  /** Hosts reached directly: normalised NO_PROXY entries (api.no_proxy, or NO_PROXY / no_proxy). */
+  noProxy: string[];
+  /** Where noProxy came from: `api.no_proxy`, `NO_PROXY` or `no_proxy`; undefined when none. */
+  noProxySource?: string;
+}
+
 export interface TenantConfig {
   /** Label used in logs, status records and state keys; defaults to the tenant id. */
   name: string;
@@ -100,6 +118,13 @@ export interface RoutingConfig {
   workloadTables: Record<string, string>;
 }
 
+export interface MetricsConfig {
+  /** Where the metrics HTTP server listens (`metrics.listen: HOST:PORT`); undefined: nothing listens. */
+  listen?: { host: string; port: number };
+  /** /healthz answers 503 when a feed made no progress, or the output got no ack, for this long. */
+  stallAfterMs: number;
+}
+
 export interface Config {
   tenants: TenantConfig[];
   output: OutputConfig;
@@ -123,8 +148,13 @@ export interface Config {
     /** Attempts for one API call before the blob is parked in the retry queue. */
     maxAttempts: number;
   };
-  /** Extra CA for the Microsoft side (TLS inspection proxies, the simulator). */
-  api: { caFile?: string };
+  /**
+   * The Microsoft side: an extra CA (TLS inspection proxies, the simulator) and the proxy every
+   * call to Entra ID and the API goes through (undefined: direct).
+   */
+  api: { caFile?: string; proxy?: ProxyConfig };
+  /** Prometheus /metrics and /healthz (src/metrics/): off unless `listen` is set. */
+  metrics: MetricsConfig;
   /** Absolute path of the file the config was read from (relative paths resolve against its folder). */
   sourceFile: string;
 }

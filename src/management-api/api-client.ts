@@ -49,9 +49,18 @@ export interface ApiClientOptions {
   budget?: RequestBudget;
 }
 
+/**
+ * Told of every HTTP request a client makes, once it is over (metrics): the call's `what`, the
+ * HTTP status (0: no answer, a network failure or timeout) and the time from sending it to its
+ * whole body read, or to the failure (ms).
+ */
+export type ApiCallObserver = (what: string, status: number, ms: number) => void;
+
 export class ApiClient {
   /** Throttled responses (429, 403 AF429) this tenant got, retried or not: shown in status records. */
   readonly stats = { throttled: 0, retried: 0, requests: 0 };
+  /** Set by the metrics (src/metrics/) when they are on; unset, a request pays one property check. */
+  observer?: ApiCallObserver;
   readonly #origin: string;
   constructor(readonly opts: ApiClientOptions) {
     this.#origin = new URL(opts.apiUrl).origin;
@@ -116,11 +125,14 @@ export class ApiClient {
       await this.opts.budget?.take(signal);
       let err: CollectorError;
       const t = timeoutSignal(signal, this.opts.timeoutMs, what);
+      let sentAt: number | undefined;
+      let status = 0;
       try {
         const token = await this.opts.tokens.getToken({ forceRefresh: refreshed && attempt > 0 });
         let res: HttpResponse;
         try {
           this.stats.requests++;
+          if (this.observer) sentAt = performance.now();
           // Redirects are ours to judge (never followed with the Authorization header): below.
           res = await httpRequest(target, {
             method,
@@ -137,6 +149,7 @@ export class ApiClient {
           const problem = describeNetworkError(e, target);
           throw new CollectorError('API_UNAVAILABLE', `${what}: ${problem.message}`, { fatal: problem.permanent, cause: e });
         }
+        status = res.status;
         this.opts.clock?.observeHeader(res.headers.get('date'));
         if (res.status >= 300 && res.status < 400) {
           const location = res.headers.get('location');
@@ -172,6 +185,8 @@ export class ApiClient {
         err = e;
       } finally {
         t.done();
+        // A request cut short by our own stop is not a failure of the API: not counted.
+        if (sentAt !== undefined && (status !== 0 || !signal.aborted)) this.observer?.(what, status, performance.now() - sentAt);
       }
       if (err.code === 'API_THROTTLED') this.stats.throttled++;
       // Only transient failures are retried here; subscribe / not-found / window go back to the caller at once.

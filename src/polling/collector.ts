@@ -87,8 +87,10 @@ export class Collector {
   readonly deadLetters: DeadLetterFile;
   /** Tenants not started (yet): a service keeps trying them; a one-shot run reports them. */
   readonly failedTenants = new Map<TenantRuntime, CollectorError>();
-  #started = false;
-  /** What start() built the feeds with, for a tenant that joins later. */
+  #reconciled?: Promise<void>;
+  /** The feeds of each tenant that started. */
+  readonly #tenantFeeds = new Map<TenantRuntime, FeedPoller[]>();
+  /** The state as loaded, and what feeds are built with (a tenant may join later). */
   #build?: { existing: ReadonlyMap<string, FeedCheckpoint>; loaded: Set<string>; router: Router; format: WireFormat };
   /** recordsDelivered/blobsDelivered of each feed when this process started it (progress() subtracts them). */
   readonly #baseline = new Map<FeedPoller, { records: number; blobs: number }>();
@@ -100,76 +102,96 @@ export class Collector {
   }
 
   /**
-   * Gets a token per tenant (wrong credentials fail here, before anything is listed or sent) and
-   * reads the API's clock from its Date header, all tenants at once; then loads the state and
-   * builds the feeds of every tenant that answered, in API time. Transient failures are retried
-   * `attempts` times. A tenant that still fails is left out (`failedTenants`) and the others go
-   * on: one tenant's refused secret or unreachable API never holds up the rest. Only when no
-   * tenant can start does this throw (the first credential refusal, else the first error).
+   * Reads the state (no network, nothing written): the checkpoints the tenants' feeds continue.
+   * Feeds the config no longer has are dropped from the state (and reported) once the first
+   * tenant has started, so a run whose every tenant is refused leaves the state untouched.
    */
-  async start(signal: AbortSignal, attempts = this.deps.config.polling.maxAttempts, opts: { allowNone?: boolean } = {}): Promise<void> {
-    if (this.#started) return;
-    const { config, log, store } = this.deps;
-    const outcomes = await Promise.allSettled(this.tenants.map((t) => this.#connect(t, signal, attempts)));
-    signal.throwIfAborted();
-    const ready: TenantRuntime[] = [];
-    outcomes.forEach((o, i) => {
-      const t = this.tenants[i]!;
-      if (o.status === 'fulfilled') ready.push(t);
-      else this.failedTenants.set(t, asCollectorError(o.reason));
-    });
-    const errors = [...this.failedTenants.values()];
-    // Nothing can start. A service keeps trying (the network may come up), unless every tenant
-    // was refused for good: that needs a person, not a process that waits (exit 3).
-    if (ready.length === 0 && (!opts.allowNone || errors.every((e) => e.fatal))) {
-      throw errors.find((e) => e.code === 'AUTH_FAILED') ?? errors[0]!;
-    }
-    for (const [t, err] of this.failedTenants) {
-      log.error('tenant left out: its feeds are not polled until it can start; the other tenants go on', { tenant: t.tenant.name, error: err.message });
-    }
+  #prepare(): void {
+    if (this.#build) return;
+    const { config, store } = this.deps;
     const existing = store.load();
     this.#build = {
       existing,
-      loaded: new Set(existing.keys()), // the store's map grows as new feeds are created below
+      loaded: new Set(existing.keys()), // the store's map grows as feeds are created
       router: createRouter(config.routing.tagTemplate, config.routing.workloadTables),
       format: wireFormat(config),
     };
-    for (const rt of ready) this.#buildFeeds(rt);
-    const { loaded } = this.#build;
-    // Feeds of tenants in the config (started or not) are wanted; the others were removed.
-    const wanted = new Set(this.tenants.flatMap((rt) => rt.tenant.contentTypes.map((ct) => feedKey(rt.tenant.name, ct))));
-    for (const [key, cp] of [...existing]) {
-      if (wanted.has(key) || !loaded.has(key)) continue;
-      const parked = [...cp.retry.values()].sort((a, b) => (a.contentCreated < b.contentCreated ? -1 : 1));
-      const removed: RemovedFeed = {
-        key,
-        retryQueue: parked.length,
-        retryContentIds: parked.map((e) => e.contentId),
-        ...(parked.length ? { retryFrom: parked[0]!.contentCreated, retryTo: parked.at(-1)!.contentCreated } : {}),
-      };
-      this.removedFeeds.push(removed);
-      // A tenant renamed in the config (same tenant_id) starts a new feed: its checkpoint is not
-      // carried over, so the new one re-sends or skips what the look-back says. Say so.
-      const ct = key.slice(key.lastIndexOf('/') + 1);
-      const renamed = config.tenants.find((t) => t.tenantId.toLowerCase() === cp.s.tenantId.toLowerCase() && t.contentTypes.includes(ct as never) && !loaded.has(feedKey(t.name, ct)));
-      if (renamed) {
-        log.warn('a tenant seems renamed: its new feed starts from polling.initial_lookback and does not continue the old checkpoint; give it its old name back to continue it', { feed: feedKey(renamed.name, ct), oldFeed: key });
+  }
+
+  /** Drops the feeds the config no longer has, reporting each, and compacts the state (once). */
+  #reconcile(): Promise<void> {
+    this.#reconciled ??= (async () => {
+      const { config, log, store } = this.deps;
+      const { existing, loaded } = this.#build!;
+      // Feeds of tenants in the config (started or not) are wanted; the others were removed.
+      const wanted = new Set(this.tenants.flatMap((rt) => rt.tenant.contentTypes.map((ct) => feedKey(rt.tenant.name, ct))));
+      for (const [key, cp] of [...existing]) {
+        if (wanted.has(key) || !loaded.has(key)) continue;
+        const parked = [...cp.retry.values()].sort((a, b) => (a.contentCreated < b.contentCreated ? -1 : 1));
+        const removed: RemovedFeed = {
+          key,
+          retryQueue: parked.length,
+          retryContentIds: parked.map((e) => e.contentId),
+          ...(parked.length ? { retryFrom: parked[0]!.contentCreated, retryTo: parked.at(-1)!.contentCreated } : {}),
+        };
+        this.removedFeeds.push(removed);
+        // A tenant renamed in the config (same tenant_id) starts a new feed: its checkpoint is not
+        // carried over, so the new one re-sends or skips what the look-back says. Say so.
+        const ct = key.slice(key.lastIndexOf('/') + 1);
+        const renamed = config.tenants.find((t) => t.tenantId.toLowerCase() === cp.s.tenantId.toLowerCase() && t.contentTypes.includes(ct as never) && !loaded.has(feedKey(t.name, ct)));
+        if (renamed) {
+          log.warn('a tenant seems renamed: its new feed starts from polling.initial_lookback and does not continue the old checkpoint; give it its old name back to continue it', { feed: feedKey(renamed.name, ct), oldFeed: key });
+        }
+        // The state follows the config: the feed is dropped (the compaction below writes the state
+        // without it). What its retry queue held is named, as those blobs will not be fetched by it.
+        log.warn('the state file held a feed the config no longer has: dropped from the state', {
+          feed: key,
+          cursor: new Date(cp.cursor).toISOString(),
+          retryQueue: parked.length,
+          ...(parked.length
+            ? { retryFrom: removed.retryFrom, retryTo: removed.retryTo, retryContentIds: removed.retryContentIds.slice(0, 20), note: 'these blobs were never delivered; put the feed back in the config to fetch them while the API keeps them' }
+            : {}),
+        });
+        store.dropFeed(key);
       }
-      // The state follows the config: the feed is dropped (the compaction below writes the state
-      // without it). What its retry queue held is named, as those blobs will not be fetched by it.
-      log.warn('the state file held a feed the config no longer has: dropped from the state', {
-        feed: key,
-        cursor: new Date(cp.cursor).toISOString(),
-        retryQueue: parked.length,
-        ...(parked.length
-          ? { retryFrom: removed.retryFrom, retryTo: removed.retryTo, retryContentIds: removed.retryContentIds.slice(0, 20), note: 'these blobs were never delivered; put the feed back in the config to fetch them while the API keeps them' }
-          : {}),
-      });
-      store.dropFeed(key);
+      // Fold the journal into a fresh snapshot now: a clean start, and a short journal to replay next time.
+      await store.compact();
+    })();
+    return this.#reconciled;
+  }
+
+  /**
+   * Starts one tenant: its first token (wrong credentials fail here, before anything is listed or
+   * sent) and a listing call that reads the API's clock, with `attempts` tries; then its feeds,
+   * in API time. Each tenant starts on its own: one whose secret is refused, whose API cannot be
+   * reached or that is throttled never holds up the others. A tenant that fails is left out
+   * (`failedTenants`) and undefined returned.
+   */
+  async #startTenant(rt: TenantRuntime, signal: AbortSignal, attempts: number): Promise<FeedPoller[] | undefined> {
+    const started = this.#tenantFeeds.get(rt);
+    if (started) return started; // a second runOnce of the same collector goes on with the same feeds
+    try {
+      await this.#connect(rt, signal, attempts);
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      const e = asCollectorError(err);
+      this.failedTenants.set(rt, e);
+      this.deps.log.error('tenant left out: its feeds are not polled until it can start; the other tenants go on', { tenant: rt.tenant.name, error: e.message });
+      return undefined;
     }
-    // Fold the journal into a fresh snapshot now: a clean start, and a short journal to replay next time.
-    await store.compact();
-    this.#started = true;
+    this.failedTenants.delete(rt);
+    await this.#reconcile();
+    const feeds = this.#buildFeeds(rt);
+    this.#tenantFeeds.set(rt, feeds);
+    return feeds;
+  }
+
+  /** When no tenant could start: the error to stop with (a credential refusal first), else undefined. */
+  #nothingStarted(opts: { onlyIfFatal: boolean }): CollectorError | undefined {
+    if (this.failedTenants.size < this.tenants.length) return undefined;
+    const errors = [...this.failedTenants.values()];
+    if (opts.onlyIfFatal && !errors.every((e) => e.fatal)) return undefined;
+    return errors.find((e) => e.code === 'AUTH_FAILED') ?? errors[0];
   }
 
   /** A tenant's first token and a listing call, with retries; throws what made it fail. */
@@ -177,7 +199,13 @@ export class Collector {
     for (let attempt = 0; ; attempt++) {
       try {
         await t.tokens.getToken();
-        await listSubscriptions(t.api, signal);
+        const subs = await listSubscriptions(t.api, signal);
+        this.deps.log.debug('tenant started', {
+          tenant: t.tenant.name,
+          apiUrl: t.tenant.apiUrl,
+          clockSkewSeconds: t.clock.skewMs === undefined ? null : Math.round(t.clock.skewMs / 1000),
+          subscriptions: Object.fromEntries(subs.map((x) => [x.contentType, x.status])),
+        });
         return;
       } catch (err) {
         if (signal.aborted) throw signal.reason;
@@ -224,25 +252,22 @@ export class Collector {
    * A service's second chance for a tenant left out at start: tried again on its own schedule
    * (BACKOFF.tenantRetry) until it starts, then its feeds join the running collector.
    */
-  async #retryTenant(rt: TenantRuntime, signal: AbortSignal, onFeeds: (feeds: FeedPoller[]) => void): Promise<void> {
+  async #retryTenant(rt: TenantRuntime, signal: AbortSignal): Promise<FeedPoller[] | undefined> {
     for (let attempt = 0; !signal.aborted; attempt++) {
       await sleep(backoffDelay(attempt, BACKOFF.tenantRetry), signal).catch(() => {});
-      if (signal.aborted) return;
-      try {
-        await this.#connect(rt, signal, 1);
-      } catch (err) {
-        if (signal.aborted) return;
-        const e = asCollectorError(err);
-        this.failedTenants.set(rt, e);
-        this.deps.log.error('tenant still left out; trying again later', { tenant: rt.tenant.name, error: e.message });
-        continue;
+      if (signal.aborted) return undefined;
+      const feeds = await this.#startTenant(rt, signal, 1).catch((err) => {
+        if (signal.aborted) return undefined;
+        throw err;
+      });
+      if (feeds) {
+        this.deps.log.info('tenant started: its feeds join', { tenant: rt.tenant.name });
+        return feeds;
       }
-      this.failedTenants.delete(rt);
-      this.deps.log.info('tenant started: its feeds join', { tenant: rt.tenant.name });
-      onFeeds(this.#buildFeeds(rt));
-      return;
     }
+    return undefined;
   }
+
 
   /** Blobs and records acked since this process started (whether or not their checkpoint reached the disk). */
   progress(): { blobs: number; records: number } {
@@ -255,6 +280,12 @@ export class Collector {
     return { blobs, records };
   }
 
+  /** One feed's blobs and records acked since this process started it (the terminal progress display reads it). */
+  feedProgress(f: FeedPoller): { blobs: number; records: number } {
+    const b = this.#baseline.get(f) ?? { blobs: f.checkpoint.s.blobsDelivered, records: f.checkpoint.s.recordsDelivered };
+    return { blobs: f.checkpoint.s.blobsDelivered - b.blobs, records: f.checkpoint.s.recordsDelivered - b.records };
+  }
+
   /**
    * Collects everything listed up to now (the moment this call starts, in each tenant's API
    * time), waits until it is acked, and returns what happened. Feeds run side by side.
@@ -265,20 +296,33 @@ export class Collector {
     const stopOnStateError = (err: CollectorError) => controller.abort(err);
     this.deps.store.onError = stopOnStateError;
     try {
-      await this.start(controller.signal);
-      const ends = new Map(this.tenants.map((t) => [t.tenant, t.clock.now()]));
-      // Every feed settles (an abort ends them all quickly) before this returns or throws: nothing
-      // may still be changing the state once the caller closes it and releases the lock.
+      this.#prepare();
+      // Each tenant starts and collects on its own: a slow, throttled or refused tenant holds up
+      // no other. Every feed settles (an abort ends them all quickly) before this returns or
+      // throws: nothing may still be changing the state once the caller closes it.
       const settled = await Promise.allSettled(
-        this.feeds.map(async (f) => {
-          const r = await f.poll(controller.signal, ends.get(f.deps.tenant));
-          if (r.stopRun) controller.abort(r.error);
-          return r;
+        this.tenants.map(async (rt) => {
+          const feeds = await this.#startTenant(rt, controller.signal, this.deps.config.polling.maxAttempts);
+          if (!feeds) return [];
+          const end = rt.clock.now(); // what is listed up to the moment the tenant started
+          const polls = await Promise.allSettled(
+            feeds.map(async (f) => {
+              const r = await f.poll(controller.signal, end);
+              if (r.stopRun) controller.abort(r.error);
+              return [f, r] as const;
+            }),
+          );
+          return polls.map((x) => {
+            if (x.status === 'rejected') throw x.reason;
+            return x.value;
+          });
         }),
       );
       const failed = settled.find((x): x is PromiseRejectedResult => x.status === 'rejected');
       if (failed) throw failed.reason;
-      const results = settled.map((x) => (x as PromiseFulfilledResult<PollResult>).value);
+      const none = this.#nothingStarted({ onlyIfFatal: false });
+      if (none) throw none;
+      const results = settled.flatMap((x) => (x as PromiseFulfilledResult<(readonly [FeedPoller, PollResult])[]>).value);
       await this.emitStatus(controller.signal);
       await this.deps.store.flush().catch(() => {});
       return this.#summarize(results);
@@ -300,9 +344,7 @@ export class Collector {
     const signal = stop.signal;
     const { config } = this.deps;
     try {
-      // A daemon outlives network hiccups at boot: each tenant gets polling.max_attempts tries,
-      // then the ones still failing are tried again in the background while the others run.
-      await this.start(signal, config.polling.maxAttempts, { allowNone: true });
+      this.#prepare();
       const statusLoop = (async () => {
         while (!signal.aborted) {
           await sleep(config.status.intervalMs, signal).catch(() => {});
@@ -323,8 +365,25 @@ export class Collector {
           await sleep(Math.max(0, interval - (performance.now() - started)), signal).catch(() => {});
         }
       };
-      const loops = this.feeds.map(pollLoop);
-      for (const rt of [...this.failedTenants.keys()]) loops.push(this.#retryTenant(rt, signal, (feeds) => loops.push(...feeds.map(pollLoop))));
+      // Each tenant starts on its own and its feeds poll as soon as it is up. A daemon outlives
+      // network hiccups at boot: a tenant that fails its polling.max_attempts tries is tried again
+      // in the background (BACKOFF.tenantRetry) while the others run. Only when every tenant was
+      // refused for good does it stop (exit 3): that needs a person.
+      const loops: Promise<void>[] = [];
+      const starts = this.tenants.map(async (rt) => {
+        const feeds = await this.#startTenant(rt, signal, config.polling.maxAttempts);
+        if (feeds) loops.push(...feeds.map(pollLoop));
+      });
+      await Promise.all(starts);
+      const none = this.#nothingStarted({ onlyIfFatal: true });
+      if (none) stop.abort(none);
+      for (const rt of [...this.failedTenants.keys()]) {
+        loops.push(
+          this.#retryTenant(rt, signal).then((feeds) => {
+            if (feeds) loops.push(...feeds.map(pollLoop));
+          }),
+        );
+      }
       // Loops started later (a tenant that joined) are awaited too.
       for (let n = 0; n < loops.length; ) {
         n = loops.length;
@@ -359,9 +418,9 @@ export class Collector {
     await sink.send(enc.entries, signal);
   }
 
-  #summarize(results: PollResult[]): RunSummary {
+  #summarize(results: (readonly [FeedPoller, PollResult])[]): RunSummary {
     const s: RunSummary = { blobs: 0, records: 0, deadLettered: 0, parked: 0, lost: 0, late: 0, gaps: 0, waiting: 0, errors: [], tenantFailures: this.#tenantFailures() };
-    for (const r of results) {
+    for (const [f, r] of results) {
       s.blobs += r.blobs;
       s.records += r.records;
       s.deadLettered += r.deadLettered;
@@ -369,7 +428,7 @@ export class Collector {
       s.lost += r.lost;
       s.late += r.late;
       s.gaps += r.gaps.length;
-      if (r.error) s.errors.push(describeError(r.error));
+      if (r.error) s.errors.push(`${feedKey(f.deps.tenant.name, f.deps.contentType)}: ${describeError(r.error)}`);
     }
     s.waiting = this.feeds.reduce((n, f) => n + f.checkpoint.retry.size, 0);
     const fail = this.deps.store.failure;

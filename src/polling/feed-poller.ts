@@ -87,6 +87,12 @@ class StopPoll extends Error {
  */
 export class FeedPoller {
   readonly counters: FeedCounters = { timeFallbacks: 0, progressAt: performance.now() };
+  /**
+   * Records acked per tag since this process started (metrics: records_total by table), added
+   * once per blob when all its acks are in. At most MAX_TAGS_COUNTED tags: records of further
+   * tags (a blob with endless Workload values) count under OTHER_TAGS, so memory stays bounded.
+   */
+  readonly recordsByTag = new Map<string, number>();
   readonly log: Logger;
   readonly #inProgress = new Set<string>();
   constructor(readonly deps: FeedDeps) {
@@ -118,9 +124,12 @@ export class FeedPoller {
       await this.#retryDue(r, apiNow, signal);
       await this.#baseline(apiNow, r, signal);
       for (const w of cp.pollWindows(end ?? apiNow, d.config.polling.overlapMs, apiNow)) {
+        const before = { blobs: r.blobs, records: r.records, t: performance.now() };
         await this.#window(w, cursorAtStart, r, signal);
         cp.completeWindow(w.end);
         r.windows++;
+        // --log-level debug: one line per listing window, what it held and how long it took.
+        this.log.debug('window done', { from: new Date(w.start).toISOString(), to: new Date(w.end).toISOString(), blobs: r.blobs - before.blobs, records: r.records - before.records, ms: Math.round(performance.now() - before.t), cursor: new Date(cp.cursor).toISOString(), requests: d.api.stats.requests });
       }
       // Planned now, not at the poll's start: a long poll must not send a window that has slid
       // past the 7-day limit meanwhile (AF20055).
@@ -339,6 +348,8 @@ export class FeedPoller {
     }
     let records = 0;
     let dead = 0;
+    // This blob's records per tag (recordsByTag), one update per batch, not per record.
+    const sentByTag = new Map<string, number>();
     // Sends wait for their acks side by side; each batch is handed to the output (within its
     // memory bound) before the next is read, so the blob is never held encoded as a whole.
     const acked: Promise<void>[] = [];
@@ -388,6 +399,9 @@ export class FeedPoller {
             p.catch(failed);
           });
           records += enc.entries.length;
+          // A batch holds records of one tag (encodeBatches).
+          const tag = enc.entries[0]!.tag;
+          sentByTag.set(tag, (sentByTag.get(tag) ?? 0) + enc.entries.length);
         }
       }
       pages.length = 0; // every record is encoded and queued: the blob's bytes may go while acks are awaited
@@ -419,6 +433,10 @@ export class FeedPoller {
       if (!settled) blobAbort.abort(new Error(`blob ${blob.contentId} was not delivered`));
     }
     cp.delivered(blob, blobExpiry(blob, parseApiTime), records, dead);
+    for (const [tag, n] of sentByTag) {
+      const key = this.recordsByTag.has(tag) || this.recordsByTag.size < MAX_TAGS_COUNTED ? tag : OTHER_TAGS;
+      this.recordsByTag.set(key, (this.recordsByTag.get(key) ?? 0) + n);
+    }
     r.blobs++;
     r.records += records;
     r.deadLettered += dead;
@@ -448,6 +466,11 @@ function sortByCreated(blobs: BlobRef[]): BlobRef[] {
 function listenerBound(signal: AbortSignal, concurrency: number): void {
   setMaxListeners(Math.max(10, (BLOBS_PER_DOWNLOAD_SLOT + 2) * concurrency + 4), signal);
 }
+
+/** Distinct tags FeedPoller.recordsByTag counts one by one (Microsoft has a few dozen workloads). */
+export const MAX_TAGS_COUNTED = 256;
+/** The recordsByTag key of records whose tag came after MAX_TAGS_COUNTED others (never a real tag). */
+export const OTHER_TAGS = '';
 
 /** Blobs that may wait for their acks per download slot (the output's byte bound applies too). */
 export const BLOBS_PER_DOWNLOAD_SLOT = 16;

@@ -2,12 +2,13 @@ import https from 'node:https';
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { createTokenProvider, type TokenProvider } from '../auth/token-provider.ts';
-import type { Config, TenantConfig } from '../config/schema.ts';
+import { DEFAULTS, type Config, type ProxyConfig, type TenantConfig } from '../config/schema.ts';
 import { ApiClient } from '../management-api/api-client.ts';
 import { RequestBudget } from './request-budget.ts';
 import { ApiClock } from '../support/api-clock.ts';
 import { systemClock, type Clock } from '../support/clock.ts';
 import type { Logger } from '../support/logger.ts';
+import { createProxyAgent, describeProxy, proxyFor } from '../support/proxy.ts';
 
 /**
  * What talking to one tenant takes: its own HTTPS connection pool (so one tenant's slow downloads
@@ -25,19 +26,27 @@ export interface TenantRuntime {
 
 /**
  * The HTTPS agent for the Microsoft side (MSAL and the API), so the custom CA (`api.ca_file`: a
- * TLS-inspecting proxy's CA, or the simulator's) applies to both. The extra CA is added to Node's
- * bundled roots, not put in their place.
+ * TLS-inspecting proxy's CA, or the simulator's) and the proxy (`api.proxy` or HTTPS_PROXY) apply
+ * to both: Graylog's token call once ignored the proxy its API calls used (reference/peers.md,
+ * pain 18). The extra CA is added to Node's bundled roots, not put in their place. With a proxy,
+ * the agent sends each request either through it or, for a host in its NO_PROXY exceptions,
+ * directly (src/support/proxy.ts).
  */
-export function createHttpsAgent(opts: { caFile?: string; caPem?: string; maxSockets: number }): https.Agent {
+export function createHttpsAgent(opts: { caFile?: string; caPem?: string; maxSockets: number; proxy?: ProxyConfig; timeoutMs?: number }): https.Agent {
   const extra = [opts.caPem, opts.caFile ? readFileSync(opts.caFile, 'utf8') : undefined].filter((x): x is string => !!x);
-  return new https.Agent({
-    keepAlive: true,
-    maxSockets: opts.maxSockets,
-    // A secure context built once, not a `ca` option: the agent keys its socket pool by
-    // concatenating every `ca` string for each request, which with Node's ~150 roots cost a third
-    // of the collector's CPU.
-    secureContext: extra.length ? tls.createSecureContext({ ca: [...tls.rootCertificates, ...extra] }) : undefined,
-  });
+  // A secure context built once, not a `ca` option: the agent keys its socket pool by
+  // concatenating every `ca` string for each request, which with Node's ~150 roots cost a third
+  // of the collector's CPU. The proxy's tunnels use this same context (createProxyAgent).
+  const secureContext = extra.length ? tls.createSecureContext({ ca: [...tls.rootCertificates, ...extra] }) : undefined;
+  const direct = new https.Agent({ keepAlive: true, maxSockets: opts.maxSockets, secureContext });
+  if (!opts.proxy) return direct;
+  return createProxyAgent({ proxy: opts.proxy, direct, secureContext, maxSockets: opts.maxSockets, timeoutMs: opts.timeoutMs ?? DEFAULTS.requestTimeoutMs });
+}
+
+/** One line for the log: which road the token calls and the API calls of a tenant take. */
+function proxyRoutes(tenant: TenantConfig, proxy: ProxyConfig): Record<string, string> {
+  const road = (url: string) => (proxyFor(proxy, url) ? 'proxy' : `direct (${proxy.noProxySource ?? 'NO_PROXY'})`);
+  return { proxy: describeProxy(proxy), token: road(tenant.loginUrl), api: road(tenant.apiUrl) };
 }
 
 export function createTenantRuntime(
@@ -49,7 +58,9 @@ export function createTenantRuntime(
   // unless the test wants a local clock that jumps on its own.
   const clock = new ApiClock(opts.clock ?? systemClock, opts.monotonic ?? opts.clock);
   // Downloads at once, plus listing, token and subscription calls beside them.
-  const agent = createHttpsAgent({ caFile: config.api.caFile, caPem: opts.extraCaPem, maxSockets: config.polling.concurrency + 4 });
+  const proxy = config.api.proxy;
+  const agent = createHttpsAgent({ caFile: config.api.caFile, caPem: opts.extraCaPem, maxSockets: config.polling.concurrency + 4, proxy, timeoutMs: config.polling.requestTimeoutMs });
+  if (proxy) opts.log.info('proxy for the calls to Microsoft', { tenant: tenant.name, ...proxyRoutes(tenant, proxy) });
   const tokens = createTokenProvider(tenant, { agent, timeoutMs: config.polling.requestTimeoutMs, clock });
   const api = new ApiClient({
     apiUrl: tenant.apiUrl,

@@ -1,6 +1,7 @@
 /**
  * The fault catalogue: every kind, the routes it can hit, its default route, and the
- * `KIND[@ROUTE][:COUNT]` text form operators give to `simulate --fault`. Pure: no I/O, no state.
+ * `KIND[@ROUTE][:COUNT][@TENANT_INDEX]` text form operators give to `simulate --fault`. Pure: no
+ * I/O, no state.
  * What each kind answers is in faults.ts (status-code kinds) and server.ts (the others).
  */
 import type { RouteName } from './routes.ts';
@@ -74,8 +75,12 @@ export function faultApplies(kind: FaultKind, route: RouteName): boolean {
   return FAULT_KINDS[kind].appliesTo.includes(route);
 }
 
-/** Why `f` can never be served, or null when it is a valid fault. Messages name the valid values. */
-export function faultProblem(f: Pick<Fault, 'kind' | 'route' | 'count'>): string | null {
+/**
+ * Why `f` can never be served, or null when it is a valid fault. Messages name the valid values.
+ * `tenants`: how many tenants the simulator serves (the highest index `f.tenant` may name); without
+ * it an index is only checked to be a whole number from 1.
+ */
+export function faultProblem(f: Pick<Fault, 'kind' | 'route' | 'count' | 'tenant'>, tenants?: number): string | null {
   if (!Object.hasOwn(FAULT_KINDS, f.kind)) return `unknown kind '${String(f.kind)}' (one of ${FAULT_KIND_NAMES.join(', ')})`;
   if (!FAULT_ROUTES.includes(f.route)) return `unknown route '${String(f.route)}' (one of ${FAULT_ROUTES.join(', ')})`;
   if (f.route !== 'any' && !faultApplies(f.kind, f.route)) {
@@ -83,23 +88,47 @@ export function faultProblem(f: Pick<Fault, 'kind' | 'route' | 'count'>): string
     return `kind '${f.kind}' cannot hit route '${f.route}' (one of ${ok.join(', ')})`;
   }
   if (!Number.isInteger(f.count) || f.count < 1) return `count must be a positive integer, got ${f.count}`;
+  if (f.tenant !== undefined && !validTenantIndex(f.tenant, tenants)) return `tenant must be ${tenantRange(tenants)}, got ${f.tenant}`;
   return null;
 }
 
-/** Settings the text form cannot carry, taken from their own flags (--slow-ms, --retry-after). */
+function validTenantIndex(index: number, tenants: number | undefined): boolean {
+  return Number.isSafeInteger(index) && index >= 1 && (tenants === undefined || index <= tenants);
+}
+
+function tenantRange(tenants: number | undefined): string {
+  if (tenants === undefined) return 'a tenant index, a whole number from 1';
+  return tenants === 1 ? 'a tenant index, 1 (the simulator serves one tenant; see --tenants)' : `a tenant index from 1 to ${tenants} (the tenants served)`;
+}
+
+/** Settings the text form cannot carry, taken from their own flags (--slow-ms, --retry-after, --tenants). */
 export interface FaultSettings {
   delayMs?: number;
   retryAfterSeconds?: number;
+  /** How many tenants the simulator serves: a TENANT_INDEX above it is refused. */
+  tenants?: number;
 }
 
 /**
- * Parse `KIND[@ROUTE][:COUNT]` (e.g. `500`, `429@content:3`, `subscription-disabled`). ROUTE
- * defaults per kind (FAULT_KINDS), COUNT to 1. `delayMs` goes to 'slow', `retryAfterSeconds` to
+ * Parse `KIND[@ROUTE][:COUNT][@TENANT_INDEX]` (e.g. `500`, `429@content:3`,
+ * `subscription-disabled`, `403-AF429@content:100000@7`, `500@7`). ROUTE defaults per kind
+ * (FAULT_KINDS), COUNT to 1; without TENANT_INDEX every tenant's requests are hit. A last
+ * `@` part that starts with a digit or a sign is the tenant index (no route is a number, so
+ * `500@7` is tenant 7 on the default route). `delayMs` goes to 'slow', `retryAfterSeconds` to
  * '429' and '503'. Returns the fault, or a one-line problem naming the valid values.
  */
 export function parseFaultSpec(text: string, settings: FaultSettings = {}): { fault: Fault } | { problem: string } {
-  const m = /^([^@:]*)(?:@([^:]*))?(?::(.*))?$/.exec(text.trim());
-  if (!m) return { problem: `'${text}' is not KIND[@ROUTE][:COUNT]` };
+  let spec = text.trim();
+  let tenant: number | undefined;
+  const at = spec.lastIndexOf('@');
+  if (at >= 0 && /^[+-]?\d/.test(spec.slice(at + 1))) {
+    const indexText = spec.slice(at + 1);
+    tenant = /^\d+$/.test(indexText) ? Number(indexText) : NaN;
+    if (!validTenantIndex(tenant, settings.tenants)) return { problem: `'${text}': TENANT_INDEX must be ${tenantRange(settings.tenants)}, got '${indexText}'` };
+    spec = spec.slice(0, at);
+  }
+  const m = /^([^@:]*)(?:@([^:]*))?(?::(.*))?$/.exec(spec);
+  if (!m) return { problem: `'${text}' is not KIND[@ROUTE][:COUNT][@TENANT_INDEX]` };
   const [, kindText = '', routeText, countText] = m;
   const kind = kindText as FaultKind;
   if (!Object.hasOwn(FAULT_KINDS, kind)) return { problem: `'${text}': unknown kind '${kindText}' (one of ${FAULT_KIND_NAMES.join(', ')})` };
@@ -112,12 +141,13 @@ export function parseFaultSpec(text: string, settings: FaultSettings = {}): { fa
   const problem = faultProblem({ kind, route, count });
   if (problem) return { problem: `'${text}': ${problem}` };
   const fault: Fault = { kind, route, count };
+  if (tenant !== undefined) fault.tenant = tenant;
   if (kind === 'slow' && settings.delayMs !== undefined) fault.delayMs = settings.delayMs;
   if ((kind === '429' || kind === '503') && settings.retryAfterSeconds !== undefined) fault.retryAfterSeconds = settings.retryAfterSeconds;
   return { fault };
 }
 
-/** The canonical text form of a fault, `KIND@ROUTE:COUNT` (what the ready line reports). */
+/** The canonical text form of a fault, `KIND@ROUTE:COUNT` or `KIND@ROUTE:COUNT@TENANT_INDEX` (what the ready line reports). */
 export function formatFault(f: Fault): string {
-  return `${f.kind}@${f.route}:${f.count}`;
+  return `${f.kind}@${f.route}:${f.count}${f.tenant !== undefined ? `@${f.tenant}` : ''}`;
 }

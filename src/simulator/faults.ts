@@ -26,24 +26,30 @@ export const ZERO_GUID = '00000000-0000-0000-0000-000000000000';
 export class FaultQueue {
   private readonly pending: { fault: Fault; remaining: number }[] = [];
 
+  /** `tenants`: how many tenants the simulator serves (the highest index a fault may name). */
+  constructor(private readonly tenants = 1) {}
+
   /** Arms a fault; throws a one-line Error naming the valid values when it could never be served. */
   inject(f: Fault): void {
-    const problem = faultProblem(f);
+    const problem = faultProblem(f, this.tenants);
     if (problem) throw new Error(`injectFault: ${problem}`);
     this.pending.push({ fault: { ...f }, remaining: f.count });
   }
 
   /**
    * The fault this request hits, if any (and count it). A fault matches its own route, or with
-   * 'any' every route its kind applies to (fault-spec.ts: never metadata or unknown paths).
+   * 'any' every route its kind applies to (fault-spec.ts: never metadata or unknown paths); one
+   * with a `tenant` index matches only requests of that tenant (`tenant`: the 1-based index of the
+   * request's tenant, undefined when it names none of the simulator's).
    * `ready(f)` lets the caller pass over a fault that would have no effect on this request yet
    * ('subscription-disabled' on a content type with no enabled subscription): it stays armed.
    */
-  take(route: RouteName, ready: (f: Fault) => boolean = () => true): Fault | null {
+  take(route: RouteName, ready: (f: Fault) => boolean = () => true, tenant?: number): Fault | null {
     for (const p of this.pending) {
       if (p.remaining <= 0) continue;
       const f = p.fault;
       if (!faultApplies(f.kind, route) || (f.route !== 'any' && f.route !== route)) continue;
+      if (f.tenant !== undefined && f.tenant !== tenant) continue;
       if (!ready(f)) continue;
       p.remaining -= 1;
       return f;
@@ -121,8 +127,9 @@ export function mangleBody(kind: 'not-array' | 'invalid-json', r: SimResponse): 
 }
 
 /**
- * Fixed one-minute windows of the simulator clock, counted per PublisherIdentifier. Returns the
- * throttling response when the call is over quota, else null.
+ * Fixed one-minute windows of the simulator clock, counted per PublisherIdentifier: one per tenant
+ * (the service counts each tenant's calls on its own, reference §5). Returns the throttling
+ * response when the call is over quota, else null.
  */
 export class RequestQuota {
   private minute = -1;

@@ -38,6 +38,10 @@
  *   token or metadata endpoints; the request is counted (stats, firstApiRequestMs) on arrival.
  * - Blob bodies are rendered once to Buffers and served as they are; records are held only as
  *   those bytes (SimBlob.records parses them on demand).
+ * - Many tenants (options.tenants, tenants.ts): one server, the tenant id in the path picks the
+ *   tenant; each has its own app, content, subscriptions, quota and counters (Simulator.tenants).
+ *   A fault with a `tenant` index hits only that tenant; one without hits any tenant's requests.
+ *   Tenant 1 is the one-tenant simulator of the same seed, so `tenants: 1` changes nothing.
  */
 import { randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -50,13 +54,15 @@ import { FaultQueue, RequestQuota } from './faults.ts';
 import { seededGuid } from './prng.ts';
 import { SimServer } from './server.ts';
 import { generateSynthetic, planCorpus, regionForSeed, type PlannedBlob } from './synthetic.ts';
+import { emptyTenantStats, TenantDirectory, tenantSeed, type TenantState } from './tenants.ts';
 import { generateServerTls } from './tls.ts';
 import { acceptedResources, type TokenContext } from './token-endpoint.ts';
 import { API_RETENTION_MS, RETENTION_SAFETY_MS } from '../management-api/limits.ts';
-import { CONTENT_TYPES, type AuditRecord, type SimBlob, type SimStats, type Simulator, type SimulatorOptions } from './types.ts';
+import { CONTENT_TYPES, type AddRecordsOptions, type AuditRecord, type SimBlob, type SimStats, type SimTenant, type Simulator, type SimulatorOptions } from './types.ts';
 
-export type { AuditRecord, ContentType, Fault, FaultKind, FaultRoute, LateRelease, SimBlob, SimStats, Simulator, SimulatorOptions } from './types.ts';
+export type { AddRecordsOptions, AuditRecord, ContentType, Fault, FaultKind, FaultRoute, LateRelease, SimBlob, SimStats, SimTenant, SimTenantStats, Simulator, SimulatorOptions } from './types.ts';
 export { CONTENT_TYPES } from './types.ts';
+export { tenantSeed } from './tenants.ts';
 export { DEFAULT_SLOW_MS, faultApplies, FAULT_KINDS, FAULT_KIND_NAMES, FAULT_ROUTES, formatFault, parseFaultSpec } from './fault-spec.ts';
 export { contentTypeForRecord, parseCorpus } from './corpus.ts';
 export { generateClientCertificate } from './tls.ts';
@@ -64,6 +70,9 @@ export { parseListTime } from './time-window.ts';
 
 /** The longest latencyMs accepted: a minute, beyond any API answer a collector should wait for. */
 export const MAX_LATENCY_MS = 60_000;
+
+/** The most tenants one simulator serves: far beyond a collector's config, small enough to start in seconds. */
+export const MAX_TENANTS = 1000;
 
 const SECRET_ALPHABET = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789~._-';
 
@@ -130,12 +139,11 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
     check(Number.isFinite(release.releaseAfterMs) && release.releaseAfterMs >= 0, `lateRelease.releaseAfterMs must be >= 0, got ${release.releaseAfterMs}`);
   }
 
-  const tenantId = opts.tenantId ?? seededGuid(seed, 'tenant');
-  const clientId = opts.clientId ?? seededGuid(seed, 'client');
-  const clientSecret = opts.clientSecret ?? randomSecret();
-  const certificates: RegisteredCertificate[] = (opts.clientCertificates ?? []).map(registerCertificatePem);
+  const tenantCount = opts.tenants ?? 1;
+  check(Number.isInteger(tenantCount) && tenantCount >= 1 && tenantCount <= MAX_TENANTS, `tenants must be a whole number from 1 to ${MAX_TENANTS}, got ${tenantCount}`);
+  const sharedCertificates: RegisteredCertificate[] = (opts.clientCertificates ?? []).map(registerCertificatePem);
 
-  const faults = new FaultQueue();
+  const faults = new FaultQueue(tenantCount);
   for (const f of opts.faults ?? []) {
     try {
       faults.inject(f);
@@ -149,89 +157,116 @@ export async function startSimulator(opts: SimulatorOptions = {}): Promise<Simul
   const onUnknownRequest =
     opts.onUnknownRequest ?? ((method: string, url: string) => process.stderr.write(`[m365-sim] 404 no route for ${method} ${url.split('?')[0]}\n`));
 
-  let contexts: { token: TokenContext; api: ApiContext } | null = null;
+  let directory: TenantDirectory | null = null;
   const server = new SimServer({
     tls: { key: tls.keyPem, cert: tls.certPem },
     now,
     faults,
-    quota: opts.requestsPerMinute ? new RequestQuota(opts.requestsPerMinute) : null,
     latencyMs: opts.latencyMs ?? 0,
     stats,
-    contexts: () => {
-      if (!contexts) throw new Error('simulator not ready');
-      return contexts;
+    tenants: () => {
+      if (!directory) throw new Error('simulator not ready');
+      return directory;
     },
     onUnknownRequest,
   });
   const port = await server.listen(opts.port ?? 0, host);
   const baseUrl = `https://${urlHost(host)}:${port}`;
-  const feedRoot = `${baseUrl}/api/v1.0/${tenantId}/activity/feed`;
 
   try {
-    const store = new ContentStore(feedRoot, regionForSeed(seed), expirationDays * 86_400_000);
     const anchor = opts.anchor ?? now();
     const lateRelease = release ? { fraction: release.fraction, byMs: release.byMs, releaseAt: anchor + release.releaseAfterMs } : undefined;
     const schedule = { anchor, spanHours, lateFraction, lateMinutes, lateRelease };
-    const planned: PlannedBlob[] = opts.corpus
-      ? planCorpus(opts.corpus, seed, schedule, contentTypeForRecord)
-      : generateSynthetic({ ...schedule, seed, records: recordsWanted, tenantId, duplicateFraction });
-    for (const p of planned) store.add(p.contentType, p.createdMs, p.availableAt, p.body);
-    planned.length = 0; // the store holds the bodies now
+    const audiences = acceptedResources({ apiUrl: baseUrl });
 
-    const token: TokenContext = {
-      tenantId,
-      clientId,
-      clientSecret,
-      loginUrl: baseUrl,
-      apiUrl: baseUrl,
-      now,
-      certificates,
-      jtis: new JtiStore(),
-      rejectReplay: opts.rejectReplayedAssertions ?? true,
-      tokenLifetimeSeconds: opts.tokenLifetimeSeconds ?? 3599,
-      signingKey,
-      onTokenIssued: () => {
-        stats.tokensIssued += 1;
+    /** Tenant `index`: its app, and its content rendered once (what a one-tenant simulator with its seed serves). */
+    const buildTenant = (index: number): { state: TenantState; store: ContentStore; certificates: RegisteredCertificate[] } => {
+      const tSeed = tenantSeed(seed, index);
+      const first = index === 1;
+      const tenantId = (first ? opts.tenantId : undefined) ?? seededGuid(tSeed, 'tenant');
+      const clientId = (first ? opts.clientId : undefined) ?? seededGuid(tSeed, 'client');
+      const clientSecret = (first ? opts.clientSecret : undefined) ?? randomSecret();
+      const feedRoot = `${baseUrl}/api/v1.0/${tenantId}/activity/feed`;
+      const store = new ContentStore(feedRoot, regionForSeed(tSeed), expirationDays * 86_400_000);
+      const planned: PlannedBlob[] = opts.corpus
+        ? planCorpus(opts.corpus, tSeed, schedule, contentTypeForRecord)
+        : generateSynthetic({ ...schedule, seed: tSeed, records: recordsWanted, tenantId, duplicateFraction });
+      for (const p of planned) store.add(p.contentType, p.createdMs, p.availableAt, p.body);
+      planned.length = 0; // the store holds the bodies now
+      const certificates = [...sharedCertificates];
+      const tenantStats = emptyTenantStats();
+      const token: TokenContext = {
+        tenantId,
+        clientId,
+        clientSecret,
+        loginUrl: baseUrl,
+        apiUrl: baseUrl,
+        now,
+        certificates,
+        jtis: new JtiStore(),
+        rejectReplay: opts.rejectReplayedAssertions ?? true,
+        tokenLifetimeSeconds: opts.tokenLifetimeSeconds ?? 3599,
+        signingKey,
+        onTokenIssued: () => {
+          stats.tokensIssued += 1;
+          tenantStats.tokensIssued += 1;
+        },
+      };
+      const api: ApiContext = { tenantId, apiUrl: baseUrl, loginUrl: baseUrl, feedRoot, now, store, subscriptions: new Subscriptions(), pageSize, signingKey, audiences };
+      const quota = opts.requestsPerMinute ? new RequestQuota(opts.requestsPerMinute) : null;
+      return { state: { index, token, api, quota, stats: tenantStats }, store, certificates };
+    };
+
+    const built = Array.from({ length: tenantCount }, (_, i) => buildTenant(i + 1));
+    try {
+      directory = new TenantDirectory(built.map((b) => b.state));
+    } catch (err) {
+      check(false, (err as Error).message);
+    }
+
+    const addRecords = (store: ContentStore, records: AuditRecord[], o: AddRecordsOptions = {}): SimBlob[] => {
+      const createdMs = o.contentCreated ?? now();
+      const availableAt = o.availableAt ?? createdMs;
+      const groups = new Map<string, AuditRecord[]>();
+      for (const r of records) {
+        const ct = o.contentType ?? contentTypeForRecord(r);
+        check((CONTENT_TYPES as readonly string[]).includes(ct), `addRecords: unknown content type '${ct}'`);
+        const g = groups.get(ct);
+        if (g) g.push(r);
+        else groups.set(ct, [r]);
+      }
+      return [...groups].map(([ct, recs]) => store.add(ct, createdMs, availableAt, renderRecords(recs)));
+    };
+    const tenants: SimTenant[] = built.map(({ state, store, certificates }) => ({
+      index: state.index,
+      seed: tenantSeed(seed, state.index),
+      tenantId: state.token.tenantId,
+      clientId: state.token.clientId,
+      clientSecret: state.token.clientSecret,
+      blobs: (): readonly SimBlob[] => store.blobs(),
+      addRecords: (records, o) => addRecords(store, records, o),
+      registerCertificate(pem: string) {
+        certificates.push(registerCertificatePem(pem));
       },
-    };
-    const api: ApiContext = {
-      tenantId,
-      apiUrl: baseUrl,
-      loginUrl: baseUrl,
-      feedRoot,
-      now,
-      store,
-      subscriptions: new Subscriptions(),
-      pageSize,
-      signingKey,
-      audiences: acceptedResources({ apiUrl: baseUrl }),
-    };
-    contexts = { token, api };
+      stats: () => structuredClone(state.stats),
+    }));
+    const first = tenants[0]!;
 
     return {
       apiUrl: baseUrl,
       loginUrl: baseUrl,
-      tenantId,
-      clientId,
-      clientSecret,
+      tenantId: first.tenantId,
+      clientId: first.clientId,
+      clientSecret: first.clientSecret,
       caPem: tls.caPem,
+      tenants,
       now: () => now(),
-      blobs: (): readonly SimBlob[] => store.blobs(),
-      addRecords(records, o = {}) {
-        const createdMs = o.contentCreated ?? now();
-        const availableAt = o.availableAt ?? createdMs;
-        const groups = new Map<string, AuditRecord[]>();
-        for (const r of records) {
-          const ct = o.contentType ?? contentTypeForRecord(r);
-          check((CONTENT_TYPES as readonly string[]).includes(ct), `addRecords: unknown content type '${ct}'`);
-          const g = groups.get(ct);
-          if (g) g.push(r);
-          else groups.set(ct, [r]);
-        }
-        return [...groups].map(([ct, recs]) => store.add(ct, createdMs, availableAt, renderRecords(recs)));
-      },
+      blobs: (): readonly SimBlob[] => (tenants.length === 1 ? first.blobs() : tenants.flatMap((t) => t.blobs())),
+      addRecords: (records, o) => first.addRecords(records, o),
       registerCertificate(pem: string) {
-        certificates.push(registerCertificatePem(pem));
+        // Parsed once, registered on every tenant's app.
+        const cert = registerCertificatePem(pem);
+        for (const b of built) b.certificates.push(cert);
       },
       injectFault: (f) => faults.inject(f),
       stats: () => structuredClone(stats),

@@ -1,17 +1,19 @@
 /**
- * The HTTPS server: routes each request, counts it, applies injected faults, and writes the
- * SimResponse the handlers produce. It tracks every socket (keep-alive included) and every pending
- * slow-fault timer so close() leaves nothing running.
+ * The HTTPS server: routes each request to the tenant its path names (tenants.ts), counts it,
+ * applies injected faults and that tenant's quota, and writes the SimResponse the handlers
+ * produce. It tracks every socket (keep-alive included) and every pending slow-fault timer so
+ * close() leaves nothing running.
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { enabledSubscriptionsOf, handleApi, type ApiContext } from './api-routes.ts';
+import { enabledSubscriptionsOf, handleApi } from './api-routes.ts';
 import { afError, jsonResponse, notFound, type SimResponse } from './errors.ts';
 import { DEFAULT_SLOW_MS } from './fault-spec.ts';
-import { faultResponse, mangleBody, type FaultQueue, type RequestQuota } from './faults.ts';
+import { faultResponse, mangleBody, type FaultQueue } from './faults.ts';
 import { classify, queryParams, type Route, type RouteName } from './routes.ts';
-import { instanceDiscovery, jwksResponse, openIdConfiguration, tokenRequest, type TokenContext } from './token-endpoint.ts';
+import type { TenantDirectory, TenantState } from './tenants.ts';
+import { instanceDiscovery, jwksResponse, openIdConfiguration, tokenRequest } from './token-endpoint.ts';
 import type { ContentType, SimStats } from './types.ts';
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -21,13 +23,12 @@ export interface ServerDeps {
   tls: { key: string; cert: string };
   now(): number;
   faults: FaultQueue;
-  /** optional per-minute API quota */
-  quota: RequestQuota | null;
   /** Every API call is answered this many ms after it arrived (0: at once). */
   latencyMs: number;
+  /** Every request, all tenants together (each tenant also counts its own). */
   stats: SimStats;
   /** Filled in once the port is known (URLs depend on it). */
-  contexts(): { token: TokenContext; api: ApiContext };
+  tenants(): TenantDirectory;
   onUnknownRequest(method: string, url: string): void;
 }
 
@@ -104,6 +105,15 @@ export class SimServer {
     }
 
     const query = queryParams(url);
+    // The tenant the path names, if it is one of ours; a request for another is answered by
+    // tenant 1's handlers, whose tenant checks refuse it (AADSTS90002, AF20010) as before.
+    const directory = this.deps.tenants();
+    const tenant = route.name === 'metadata' && route.kind === 'instance' ? directory.forDiscovery(query) : directory.find(route.tenant);
+    const served = tenant ?? directory.first;
+    if (tenant) {
+      tenant.stats.requests += 1;
+      tenant.stats.byRoute[route.name] = (tenant.stats.byRoute[route.name] ?? 0) + 1;
+    }
     const publisherId = query.get('publisheridentifier');
     const isApi = API_ROUTES.has(route.name);
     if (isApi) {
@@ -122,11 +132,14 @@ export class SimServer {
     let truncate = false;
     let forceTokenExpired = false;
     let mangle: 'not-array' | 'invalid-json' | null = null;
-    // 'subscription-disabled' waits for a request that reads an enabled subscription, so an
-    // operator's fault is not spent on a content type the collector has not started yet.
-    const fault = this.deps.faults.take(route.name, (f) => f.kind !== 'subscription-disabled' || this.subscriptionsRead(route, query).length > 0);
+    // 'subscription-disabled' waits for a request that reads an enabled subscription (of a tenant
+    // of ours), so an operator's fault is not spent on a content type the collector has not
+    // started yet.
+    const read = () => (tenant ? this.subscriptionsRead(tenant, route, query) : []);
+    const fault = this.deps.faults.take(route.name, (f) => f.kind !== 'subscription-disabled' || read().length > 0, tenant?.index);
     if (fault) {
       stats.faultsServed += 1;
+      if (tenant) tenant.stats.faultsServed += 1;
       switch (fault.kind) {
         case 'reset':
           req.socket.destroy();
@@ -147,8 +160,7 @@ export class SimServer {
           break;
         case 'subscription-disabled': {
           // As if a tenant admin stopped it just now: this request already meets AF20023 (§3.2).
-          const { api } = this.deps.contexts();
-          for (const ct of this.subscriptionsRead(route, query)) api.subscriptions.stop(ct);
+          for (const ct of read()) tenant?.api.subscriptions.stop(ct);
           break;
         }
         default: {
@@ -158,15 +170,17 @@ export class SimServer {
       }
     }
 
-    if (this.deps.quota && isApi) {
-      const refused = this.deps.quota.check(route.name, publisherId, this.deps.now());
+    // Each tenant has its own quota (the service counts a tenant's calls on its own, §5).
+    if (tenant?.quota && isApi) {
+      const refused = tenant.quota.check(route.name, publisherId, this.deps.now());
       if (refused) {
         stats.throttled += 1;
+        tenant.stats.throttled += 1;
         return this.send(res, refused, false);
       }
     }
 
-    const { token, api } = this.deps.contexts();
+    const { token, api } = served;
     let response: SimResponse;
     switch (route.name) {
       case 'metadata':
@@ -187,10 +201,10 @@ export class SimServer {
     this.send(res, mangle ? mangleBody(mangle, response) : response, truncate);
   }
 
-  /** The enabled subscriptions this request reads (what a 'subscription-disabled' fault stops). */
-  private subscriptionsRead(route: Route, query: Map<string, string>): ContentType[] {
+  /** The enabled subscriptions of `tenant` this request reads (what a 'subscription-disabled' fault stops). */
+  private subscriptionsRead(tenant: TenantState, route: Route, query: Map<string, string>): ContentType[] {
     if (route.name !== 'list' && route.name !== 'content' && route.name !== 'blob') return [];
-    return enabledSubscriptionsOf(this.deps.contexts().api, route, query);
+    return enabledSubscriptionsOf(tenant.api, route, query);
   }
 
   private send(res: ServerResponse, r: SimResponse, truncate: boolean): void {

@@ -51,17 +51,27 @@ export interface SimulatorOptions {
   clockOffsetMs?: number;
   /** Faults armed from the start, served before any injected later (see injectFault). */
   faults?: Fault[];
-  /** Defaults: deterministic GUIDs from the seed. */
+  /**
+   * How many tenants the one server serves (default 1), as the real service does: one login host
+   * and one API host for every tenant, the tenant id in the path of both. Tenant i (1-based) is
+   * what a one-tenant simulator started with `tenantSeed(seed, i)` would serve: its own tenant id,
+   * client id, random secret, records (`records` each), quota counter and subscriptions. Tenant 1
+   * keeps `seed` itself, so `tenants: 1` is exactly the one-tenant simulator. Faults with a
+   * `tenant` index hit only that tenant's requests. With a `corpus`, every tenant serves it.
+   */
+  tenants?: number;
+  /** Tenant 1's ids. Defaults: deterministic GUIDs from the seed (every other tenant: from its own seed). */
   tenantId?: string;
   clientId?: string;
-  /** Default: a random 40-character secret (never derived from the seed). */
+  /** Tenant 1's secret. Default: a random 40-character secret (never derived from the seed), as for every other tenant. */
   clientSecret?: string;
-  /** PEM certificates registered on the app (for client assertions). */
+  /** PEM certificates registered on the app of every tenant (for client assertions). */
   clientCertificates?: string[];
   /**
-   * API request quota per minute of the simulator clock, counted per PublisherIdentifier (requests
-   * without one share the all-zero pool, as in the real service). Over it, API calls get 403 AF429
-   * (reference §5 "Throttling"; the real baseline is 2,000/min per tenant). Default: no quota.
+   * API request quota per minute of the simulator clock, counted per tenant and PublisherIdentifier
+   * (requests without one share the tenant's all-zero pool, as in the real service). Over it, API
+   * calls get 403 AF429 (reference §5 "Throttling"; the real baseline is 2,000/min per tenant).
+   * Default: no quota.
    */
   requestsPerMinute?: number;
   /**
@@ -143,6 +153,12 @@ export interface Fault {
   delayMs?: number;
   /** For '429' and '503': send Retry-After with this many seconds. */
   retryAfterSeconds?: number;
+  /**
+   * Only requests of this tenant (1-based index into Simulator.tenants) are hit; a request whose
+   * tenant is not one of the simulator's (an unknown id in the path, instance discovery) never is.
+   * Default: every tenant's requests, the count shared between them.
+   */
+  tenant?: number;
 }
 
 export interface SimStats {
@@ -162,22 +178,61 @@ export interface SimStats {
   lastApiRequestMs: number | null;
 }
 
+/** What a tenant's own counters hold (SimTenant.stats()): its requests, whatever the route. */
+export interface SimTenantStats {
+  requests: number;
+  byRoute: Record<string, number>;
+  tokensIssued: number;
+  faultsServed: number;
+  /** API calls refused by this tenant's requestsPerMinute quota. */
+  throttled: number;
+}
+
+/** Options of addRecords (see Simulator.addRecords). */
+export interface AddRecordsOptions {
+  contentType?: string;
+  contentCreated?: number;
+  availableAt?: number;
+}
+
+/** One tenant the simulator serves: its app's credentials and its content. */
+export interface SimTenant {
+  /** 1-based, the index a Fault's `tenant` names. */
+  readonly index: number;
+  /** The seed its ids and records come from (tenantSeed(seed, index)). */
+  readonly seed: number;
+  readonly tenantId: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  blobs(): readonly SimBlob[];
+  /** Records added now (or at `contentCreated`), one blob per content type. */
+  addRecords(records: AuditRecord[], opts?: AddRecordsOptions): SimBlob[];
+  /** Registers a PEM certificate on this tenant's app only. */
+  registerCertificate(pem: string): void;
+  stats(): SimTenantStats;
+}
+
 export interface Simulator {
   apiUrl: string;
   loginUrl: string;
+  /** Tenant 1's credentials (the only tenant unless SimulatorOptions.tenants says otherwise). */
   tenantId: string;
   clientId: string;
   clientSecret: string;
   caPem: string;
+  /** Every tenant, in index order (tenants[0] is tenant 1). */
+  tenants: readonly SimTenant[];
   /** The simulator clock (ms epoch): `now()` of the options plus clockOffsetMs. */
   now(): number;
+  /** Every tenant's blobs, tenant by tenant (with one tenant: its blobs). */
   blobs(): readonly SimBlob[];
-  addRecords(
-    records: AuditRecord[],
-    opts?: { contentType?: string; contentCreated?: number; availableAt?: number },
-  ): SimBlob[];
+  /** Adds records to tenant 1 (use tenants[i].addRecords for another). */
+  addRecords(records: AuditRecord[], opts?: AddRecordsOptions): SimBlob[];
+  /** Registers a PEM certificate on every tenant's app. */
   registerCertificate(pem: string): void;
+  /** Arms a fault; throws a one-line Error when it could never be served (an index beyond the tenants included). */
   injectFault(f: Fault): void;
+  /** Counters of every request, all tenants together. */
   stats(): SimStats;
   close(): Promise<void>;
 }

@@ -121,6 +121,8 @@ export class ForwardSink implements Sink {
   #problemLoggedAt?: number;
   /** Counters for status records and tests. */
   readonly stats = { framesSent: 0, framesAcked: 0, framesResent: 0, recordsAcked: 0, lateAcks: 0, reconnects: 0 };
+  /** Told, per acked frame, the ms from its first write to its ack (metrics, src/metrics/); unset, nothing is done. */
+  ackObserver?: (ms: number) => void;
 
   constructor(
     private readonly cfg: ForwardOutputConfig,
@@ -349,6 +351,7 @@ export class ForwardSink implements Sink {
     clearTimeout(f.timer);
     this.#inFlight.delete(chunk);
     const took = now() - f.firstSentAt!;
+    this.ackObserver?.(took);
     this.#lastError = undefined;
     this.#stalledSince = this.#waiting() ? now() : undefined;
     if (took > this.#ackTimeoutMs) {

@@ -37,6 +37,11 @@ export function describeNetworkError(err: unknown, url: string): NetworkProblem 
   }
   const code = errorCode(err) ?? '';
   const text = err instanceof Error ? err.message : String(err);
+  // A failure through the proxy (src/support/proxy.ts ProxyError): its message names the proxy and
+  // what to change; node-fetch (MSAL's client) puts "request to URL failed, reason: " before it.
+  if (code === 'ERR_PROXY') {
+    return { message: `request to ${where} failed: ${text.replace(/^request to \S+ failed, reason: /, '').split('\n')[0]!.slice(0, 400)}`, permanent: false };
+  }
   if (code === 'ECONNREFUSED') return { message: `connection to ${where} refused (ECONNREFUSED): nothing listens there, or a firewall rejects it`, permanent: false };
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return { message: `cannot resolve ${where} (${code}): check DNS and the host name`, permanent: false };
   if (code === 'ECONNRESET' || code === 'EPIPE') return { message: `connection to ${where} reset (${code})`, permanent: false };

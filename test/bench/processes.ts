@@ -226,8 +226,13 @@ export interface MeasuredRun {
 export async function measureNode(script: string, scriptArgs: string[], opts: { usageFile: string; timeoutMs: number; env?: NodeJS.ProcessEnv }): Promise<MeasuredRun> {
   rmSync(opts.usageFile, { force: true });
   const t0 = performance.now();
-  const args = [...(script.endsWith('.ts') ? ['--import', 'tsx'] : []), ...exitUsageImport, script, ...scriptArgs];
-  const child = spawnChild(process.execPath, args, { env: { ...process.env, ...opts.env, M365_BENCH_USAGE_FILE: opts.usageFile } });
+  const env = { ...process.env, ...opts.env, M365_BENCH_USAGE_FILE: opts.usageFile };
+  // The bin runs as an operator runs it: executed, so its shebang's Node flags apply; the
+  // preload comes through NODE_OPTIONS then.
+  const child =
+    script === binPath
+      ? spawnChild(script, scriptArgs, { env: { ...env, NODE_OPTIONS: [process.env.NODE_OPTIONS, ...exitUsageImport].filter(Boolean).join(' ') } })
+      : spawnChild(process.execPath, [...(script.endsWith('.ts') ? ['--import', 'tsx'] : []), ...exitUsageImport, script, ...scriptArgs], { env });
   let lastCpu = 0;
   let lastRss = 0;
   const sampler = setInterval(() => {

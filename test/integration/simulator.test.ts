@@ -1080,3 +1080,172 @@ describe('API quota', () => {
     await assert.rejects(startSimulator({ records: 1, latencyMs: 1.5 }), /latencyMs must be a whole number of ms/);
   });
 });
+
+describe('many tenants from one server (issue 8)', () => {
+  // A frozen clock: assertions signed for it stay valid, and a quota's minute never ends.
+  const FROZEN = Date.UTC(2026, 0, 5, 12, 0, 30);
+  let sim: Simulator;
+  let agent: https.Agent;
+  /** A client of tenant i (1-based), on the shared hosts with its own credentials. */
+  const as = (i: number) => {
+    const t = sim.tenants[i - 1]!;
+    return client({ ...sim, tenantId: t.tenantId, clientId: t.clientId, clientSecret: t.clientSecret }, agent);
+  };
+  const start = (c: ReturnType<typeof client>, token: string, ct = 'Audit.Exchange') => c.call('POST', `${c.root}/subscriptions/start?contentType=${ct}`, { token });
+  const listing = (c: ReturnType<typeof client>, token: string, ct = 'Audit.Exchange') =>
+    c.call('GET', `${c.root}/subscriptions/content?contentType=${ct}&startTime=${new Date(FROZEN - 23 * HOUR).toISOString()}&endTime=${new Date(FROZEN).toISOString()}`, { token });
+
+  before(async () => {
+    sim = await startSimulator({
+      seed: 41,
+      tenants: 3,
+      records: 300,
+      now: () => FROZEN,
+    });
+    agent = new https.Agent({ ca: sim.caPem, keepAlive: true });
+  });
+  after(async () => {
+    agent.destroy();
+    await sim.close();
+  });
+
+  it('gives every tenant its own ids, secret and records; tenant 1 is the one-tenant simulator of the seed', async () => {
+    assert.equal(sim.tenants.length, 3);
+    assert.deepEqual(sim.tenants.map((t) => t.index), [1, 2, 3]);
+    assert.equal(new Set(sim.tenants.map((t) => t.tenantId)).size, 3);
+    assert.equal(new Set(sim.tenants.map((t) => t.clientId)).size, 3);
+    assert.equal(new Set(sim.tenants.map((t) => t.clientSecret)).size, 3);
+    assert.deepEqual([sim.tenantId, sim.clientId, sim.clientSecret], [sim.tenants[0]!.tenantId, sim.tenants[0]!.clientId, sim.tenants[0]!.clientSecret]);
+    const ids = sim.tenants.map((t) => t.blobs().flatMap((b) => b.records.map((r) => r.Id as string)));
+    for (const own of ids) assert.equal(own.length, 300, 'records is per tenant');
+    assert.equal(new Set(ids.flat()).size, 900, 'no record Id shared between tenants');
+    assert.equal(sim.blobs().length, sim.tenants.reduce((n, t) => n + t.blobs().length, 0), 'blobs() holds every tenant\'s');
+    for (const t of sim.tenants) {
+      for (const b of t.blobs()) assert.ok(b.contentUri.includes(`/api/v1.0/${t.tenantId}/activity/feed/audit/`), 'a blob is served under its tenant');
+    }
+
+    const single = await startSimulator({ seed: 41, records: 300, now: () => FROZEN });
+    try {
+      assert.equal(single.tenants.length, 1);
+      assert.deepEqual([single.tenantId, single.clientId], [sim.tenantId, sim.clientId]);
+      assert.deepEqual(single.blobs().map((b) => [b.contentId, b.recordCount]), sim.tenants[0]!.blobs().map((b) => [b.contentId, b.recordCount]));
+      assert.deepEqual(single.blobs().flatMap((b) => b.records), sim.tenants[0]!.blobs().flatMap((b) => b.records));
+      // Tenant 2 is what a one-tenant simulator of its own seed serves.
+      const second = await startSimulator({ seed: sim.tenants[1]!.seed, records: 300, now: () => FROZEN });
+      try {
+        assert.equal(second.tenantId, sim.tenants[1]!.tenantId);
+        assert.deepEqual(second.blobs().flatMap((b) => b.records), sim.tenants[1]!.blobs().flatMap((b) => b.records));
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await single.close();
+    }
+  });
+
+  it('issues a token for each tenant with its own secret, through real msal-node too, and refuses another tenant\'s secret', async () => {
+    for (let i = 1; i <= 3; i++) {
+      const claims = JSON.parse(Buffer.from((await as(i).token()).split('.')[1]!, 'base64url').toString());
+      assert.equal(claims.tid, sim.tenants[i - 1]!.tenantId);
+      assert.equal(claims.appid, sim.tenants[i - 1]!.clientId);
+    }
+    const t3 = sim.tenants[2]!;
+    const app = new ConfidentialClientApplication({
+      auth: { clientId: t3.clientId, clientSecret: t3.clientSecret, authority: `${sim.loginUrl}/${t3.tenantId}`, knownAuthorities: [new URL(sim.loginUrl).host] },
+      system: { networkClient: new CaTrustingNetworkClient(agent) },
+    });
+    const result = await app.acquireTokenByClientCredential({ scopes: [`${MANAGE}/.default`] });
+    assert.equal(JSON.parse(Buffer.from(result!.accessToken.split('.')[1]!, 'base64url').toString()).tid, t3.tenantId);
+
+    const c2 = as(2);
+    const wrong = await c2.postToken({ grant_type: 'client_credentials', client_id: sim.tenants[1]!.clientId, client_secret: sim.tenants[0]!.clientSecret, scope: `${MANAGE}/.default` });
+    assert.equal(wrong.status, 401);
+    assert.deepEqual(wrong.json.error_codes, [7000215]);
+    const foreignApp = await c2.postToken({ grant_type: 'client_credentials', client_id: sim.tenants[0]!.clientId, client_secret: sim.tenants[0]!.clientSecret, scope: `${MANAGE}/.default` });
+    assert.deepEqual(foreignApp.json.error_codes, [700016], 'tenant 1\'s app is not registered in tenant 2');
+    const unknown = await c2.postToken({ grant_type: 'client_credentials', client_id: 'x', client_secret: 'y', scope: `${MANAGE}/.default` }, `${sim.loginUrl}/${randomUUID()}/oauth2/v2.0/token`);
+    assert.deepEqual(unknown.json.error_codes, [90002]);
+    const meta = await c2.call('GET', `${sim.loginUrl}/${sim.tenants[1]!.tenantId}/v2.0/.well-known/openid-configuration`);
+    assert.equal(meta.json.token_endpoint, `${sim.loginUrl}/${sim.tenants[1]!.tenantId}/oauth2/v2.0/token`);
+  });
+
+  it('keeps each tenant\'s subscriptions and content apart; a token works only on its own tenant\'s path', async () => {
+    const [c1, c2] = [as(1), as(2)];
+    const [tok1, tok2] = [await c1.token(), await c2.token()];
+    assert.equal((await start(c1, tok1)).status, 200);
+    const notStarted = await listing(c2, tok2);
+    assert.equal(notStarted.json.error.code, 'AF20022', 'tenant 1 started its own subscription, not tenant 2\'s');
+    const foreign = await c2.call('GET', `${c2.root}/subscriptions/list`, { token: tok1 });
+    assert.equal(foreign.status, 401);
+    assert.equal(foreign.json.error.code, 'AF20010');
+    const page = await listing(c1, tok1);
+    assert.equal(page.status, 200, page.text);
+    const own = new Set(sim.tenants[0]!.blobs().filter((b) => b.contentType === 'Audit.Exchange').map((b) => b.contentId));
+    assert.ok(page.json.length > 0);
+    for (const item of page.json) assert.ok(own.has(item.contentId), 'only tenant 1\'s blobs');
+    // Tenant 1's blob asked for under tenant 2's path (with tenant 2's token): not there.
+    const blob = sim.tenants[0]!.blobs()[0]!;
+    assert.equal((await c2.call('GET', `${c2.root}/audit/${blob.contentId}`, { token: tok2 })).json.error.code, 'AF20050');
+  });
+
+  it('serves a fault with a tenant index to that tenant only, and counts it there', async () => {
+    const [c1, c2] = [as(1), as(2)];
+    const [tok1, tok2] = [await c1.token(), await c2.token()];
+    assert.equal((await start(c2, tok2)).status, 200);
+    sim.injectFault({ kind: '500', route: 'content', count: 1, tenant: 2 });
+    const before1 = sim.tenants[0]!.stats();
+    assert.equal((await listing(c1, tok1)).status, 200, 'tenant 1 is not hit by tenant 2\'s fault');
+    const hit = await listing(c2, tok2);
+    assert.equal(hit.status, 500);
+    assert.equal(hit.json.error.code, 'AF50000');
+    assert.equal((await listing(c2, tok2)).status, 200, 'count 1');
+    assert.equal(sim.tenants[1]!.stats().faultsServed, 1);
+    assert.equal(sim.tenants[0]!.stats().faultsServed, 0);
+    assert.equal(sim.tenants[2]!.stats().faultsServed, 0);
+    assert.equal(sim.stats().faultsServed, 1);
+    assert.equal(sim.tenants[0]!.stats().byRoute['content'], (before1.byRoute['content'] ?? 0) + 1, 'each tenant counts its own requests');
+    assert.equal(sim.stats().byRoute['content'], sim.tenants.reduce((n, t) => n + (t.stats().byRoute['content'] ?? 0), 0));
+    assert.throws(() => sim.injectFault({ kind: '500', route: 'any', count: 1, tenant: 4 }), /tenant must be a tenant index from 1 to 3/);
+  });
+
+  it('gives each tenant its own requestsPerMinute quota', async () => {
+    const quoted = await startSimulator({ seed: 42, tenants: 2, records: 10, requestsPerMinute: 2, now: () => FROZEN });
+    const a = new https.Agent({ ca: quoted.caPem, keepAlive: true });
+    try {
+      const calls = async (t: (typeof quoted.tenants)[number]) => {
+        const c = client({ ...quoted, tenantId: t.tenantId, clientId: t.clientId, clientSecret: t.clientSecret }, a);
+        const token = await c.token();
+        const statuses: number[] = [];
+        for (let i = 0; i < 3; i++) statuses.push((await c.call('GET', `${c.root}/subscriptions/list?PublisherIdentifier=${t.tenantId}`, { token })).status);
+        return statuses;
+      };
+      assert.deepEqual(await calls(quoted.tenants[0]!), [200, 200, 403]);
+      assert.deepEqual(await calls(quoted.tenants[1]!), [200, 200, 403], 'tenant 2 has its own 2, whatever tenant 1 used');
+      assert.deepEqual(quoted.tenants.map((t) => t.stats().throttled), [1, 1]);
+      assert.equal(quoted.stats().throttled, 2);
+    } finally {
+      a.destroy();
+      await quoted.close();
+    }
+  });
+
+  it('registers a certificate on every tenant\'s app, or on one', async () => {
+    const [shared, own] = await Promise.all([generateClientCertificate({ commonName: 'shared' }), generateClientCertificate({ commonName: 'own' })]);
+    sim.registerCertificate(shared.certPem);
+    sim.tenants[2]!.registerCertificate(own.certPem);
+    const nowS = Math.floor(FROZEN / 1000);
+    const tokenWith = (i: number, cert: typeof shared) => {
+      const c = as(i);
+      const t = sim.tenants[i - 1]!;
+      return c.postToken(assertionForm(t.clientId, assertion({ keyPem: cert.keyPem, certPem: cert.certPem, clientId: t.clientId, aud: c.tokenUrl, nowS })));
+    };
+    for (const i of [1, 2, 3]) assert.equal((await tokenWith(i, shared)).status, 200, `tenant ${i} knows the shared certificate`);
+    assert.equal((await tokenWith(3, own)).status, 200);
+    assert.deepEqual((await tokenWith(1, own)).json.error_codes, [700027], 'tenant 1 does not know tenant 3\'s certificate');
+  });
+
+  it('refuses a bad tenant count, and a fault for a tenant it does not serve', async () => {
+    await assert.rejects(startSimulator({ records: 1, tenants: 0 }), /^Error: startSimulator: tenants must be a whole number from 1 to 1000, got 0$/);
+    await assert.rejects(startSimulator({ records: 1, tenants: 2, faults: [{ kind: '500', route: 'any', count: 1, tenant: 3 }] }), /startSimulator: faults: 500@any: tenant must be a tenant index from 1 to 2/);
+  });
+});

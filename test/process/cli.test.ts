@@ -55,9 +55,15 @@ describe('simulate + run --once as separate processes', () => {
     const ids = new Set(audit(rx).map((e) => e.record.Id));
     assert.equal(audit(rx).length, 3000);
     assert.equal(ids.size, 3000);
-    const second = await runCli(['run', '-c', configFile, '--once', '--forward-port', String(rx.port)]);
+    const second = await runCli(['run', '-c', configFile, '--once', '--forward-port', String(rx.port), '--log-level', 'debug']);
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stderr, /delivered 0 records/);
+    // --log-level debug says what happened: the tenant's start (skew, subscriptions) and each window listed.
+    const debug = second.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).filter((l) => l.level === 'debug');
+    const started = debug.find((l) => l.msg === 'tenant started');
+    assert.ok(started && started.tenant === 'simulator' && started.subscriptions['Audit.Exchange'] === 'enabled', JSON.stringify(started));
+    assert.ok(debug.some((l) => l.msg === 'window done' && typeof l.from === 'string' && typeof l.blobs === 'number'), 'a line per window');
+    assert.ok(!first.stderr.includes('"level":"debug"'), 'nothing at debug by default');
     assert.equal(audit(rx).length, 3000);
     assert.equal(rx.entries.filter((e) => e.tag === STATUS).length, 10, 'five status records per run');
   });

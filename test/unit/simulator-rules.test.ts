@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { listenFailure, parseSignedDuration, simulatorOptions, type SimulateArgs } from '../../src/commands/simulate.ts';
+import { simulatorConfigTree, simulatorTenantName } from '../../src/config/simulator-config.ts';
 import { CollectorError } from '../../src/errors.ts';
 import { checkClientAssertion, JtiStore, type RegisteredCertificate } from '../../src/simulator/assertion.ts';
 import { ContentStore, makeContentId } from '../../src/simulator/content-store.ts';
@@ -16,6 +17,7 @@ import { Rng } from '../../src/simulator/prng.ts';
 import { planBlobTimes } from '../../src/simulator/schedule.ts';
 import { decodePageToken, encodePageToken } from '../../src/simulator/paging.ts';
 import { classify, queryParams } from '../../src/simulator/routes.ts';
+import { emptyTenantStats, TenantDirectory, tenantSeed, type TenantState } from '../../src/simulator/tenants.ts';
 import { signJwt } from '../../src/simulator/jwt.ts';
 import { parseListTime, resolveWindow } from '../../src/simulator/time-window.ts';
 
@@ -404,5 +406,155 @@ describe('simulate flags', () => {
     const err = Object.assign(new Error('listen EADDRINUSE: address already in use 127.0.0.1:4000'), { code: 'EADDRINUSE' });
     assert.equal(listenFailure(err, '127.0.0.1', 4000), 'cannot listen on 127.0.0.1:4000: port in use (EADDRINUSE); choose another --port or 0');
     assert.equal(listenFailure(new Error('other'), '127.0.0.1', 4000), undefined);
+  });
+});
+
+describe('many tenants: --fault KIND[@ROUTE][:COUNT][@TENANT_INDEX]', () => {
+  const good: [string, object][] = [
+    ['403-AF429@any:100000@7', { kind: '403-AF429', route: 'any', count: 100000, tenant: 7 }],
+    ['403-AF429@content:3@2', { kind: '403-AF429', route: 'content', count: 3, tenant: 2 }],
+    ['500@blob@1', { kind: '500', route: 'blob', count: 1, tenant: 1 }],
+    ['500:4@3', { kind: '500', route: 'any', count: 4, tenant: 3 }],
+    // No route is a number: a lone `@N` is the tenant, on the kind's default route.
+    ['500@7', { kind: '500', route: 'any', count: 1, tenant: 7 }],
+    ['truncate@12', { kind: 'truncate', route: 'blob', count: 1, tenant: 12 }],
+    ['subscription-disabled@list:2@50', { kind: 'subscription-disabled', route: 'list', count: 2, tenant: 50 }],
+  ];
+  for (const [text, fault] of good) {
+    it(`parses ${text}, and formats it back`, () => {
+      const r = parseFaultSpec(text, { tenants: 50 });
+      assert.deepEqual(r, { fault });
+      assert.ok('fault' in r);
+      assert.deepEqual(parseFaultSpec(formatFault(r.fault), { tenants: 50 }), r);
+    });
+  }
+  it('formats a fault without an index as before', () => {
+    assert.equal(formatFault({ kind: '500', route: 'any', count: 1 }), '500@any:1');
+    assert.equal(formatFault({ kind: '500', route: 'any', count: 1, tenant: 9 }), '500@any:1@9');
+  });
+
+  const bad: [string, number | undefined, RegExp][] = [
+    ['500@any:1@0', 50, /^'500@any:1@0': TENANT_INDEX must be a tenant index from 1 to 50 \(the tenants served\), got '0'$/],
+    ['500@51', 50, /TENANT_INDEX must be a tenant index from 1 to 50 .*got '51'$/],
+    ['500@2', 1, /TENANT_INDEX must be a tenant index, 1 \(the simulator serves one tenant; see --tenants\), got '2'$/],
+    ['500@content@-1', 50, /TENANT_INDEX must be .*got '-1'$/],
+    ['500@content:2@1.5', 50, /TENANT_INDEX must be .*got '1.5'$/],
+    ['500@3x', 50, /TENANT_INDEX must be .*got '3x'$/],
+    ['500@7:3', 50, /TENANT_INDEX must be .*got '7:3'$/],
+    ['500@any:1@0', undefined, /TENANT_INDEX must be a tenant index, a whole number from 1, got '0'$/],
+    // Not an index (no digit): the old route error, as before.
+    ['500@blob@list', 50, /unknown route 'blob@list'/],
+    ['500@any:x@3', 50, /COUNT must be a positive integer, got 'x'/],
+  ];
+  for (const [text, tenants, re] of bad) {
+    it(`refuses ${JSON.stringify(text)} with ${tenants ?? 'no'} tenant count`, () => {
+      const r = parseFaultSpec(text, { tenants });
+      assert.ok('problem' in r, `accepted ${text}`);
+      assert.match(r.problem, re);
+    });
+  }
+  it('accepts any index from 1 when the tenant count is not known', () => {
+    assert.deepEqual(parseFaultSpec('500@999'), { fault: { kind: '500', route: 'any', count: 1, tenant: 999 } });
+  });
+
+  it('hits only the tenant a fault names; one without an index hits any tenant, its count shared', () => {
+    const q = new FaultQueue(3);
+    q.inject({ kind: '500', route: 'content', count: 2, tenant: 2 });
+    q.inject({ kind: '503', route: 'any', count: 2 });
+    assert.equal(q.take('content', undefined, 1)?.kind, '503', 'tenant 1 is not hit by tenant 2\'s fault');
+    assert.equal(q.take('content', undefined, 2)?.kind, '500');
+    assert.equal(q.take('content', undefined, undefined)?.kind, '503', 'a request of no tenant of ours: only an index-less fault');
+    assert.equal(q.take('content', undefined, 3), null, 'the shared count is spent');
+    assert.equal(q.take('content', undefined, undefined), null, 'never an indexed fault for no tenant');
+    assert.deepEqual(q.armed(), [{ kind: '500', route: 'content', count: 1, tenant: 2 }]);
+    assert.equal(q.take('content', undefined, 2)?.kind, '500');
+  });
+
+  it('refuses to arm a fault for a tenant it does not serve', () => {
+    assert.throws(() => new FaultQueue(3).inject({ kind: '500', route: 'any', count: 1, tenant: 4 }), /^Error: injectFault: tenant must be a tenant index from 1 to 3 \(the tenants served\), got 4$/);
+    assert.throws(() => new FaultQueue().inject({ kind: '500', route: 'any', count: 1, tenant: 2 }), /tenant must be a tenant index, 1 /);
+    assert.equal(faultProblem({ kind: '500', route: 'any', count: 1, tenant: 3 }, 3), null);
+    assert.match(faultProblem({ kind: '500', route: 'any', count: 1, tenant: 0 }) ?? '', /tenant must be a tenant index, a whole number from 1, got 0/);
+  });
+});
+
+describe('many tenants: seeds, names and the directory', () => {
+  it('tenant 1 keeps the seed; the others get their own, the same every time', () => {
+    assert.equal(tenantSeed(8, 1), 8);
+    assert.equal(tenantSeed(-3, 1), -3);
+    const seeds = Array.from({ length: 500 }, (_, i) => tenantSeed(8, i + 1));
+    assert.equal(new Set(seeds).size, 500);
+    assert.deepEqual(seeds, Array.from({ length: 500 }, (_, i) => tenantSeed(8, i + 1)));
+    for (const s of seeds) assert.ok(Number.isSafeInteger(s), String(s));
+    assert.notEqual(tenantSeed(8, 2), tenantSeed(9, 2), 'another seed, other tenants');
+  });
+
+  it('names tenants simulator (one), sim-01..sim-NN (several), padded to the count', () => {
+    assert.equal(simulatorTenantName(1, 1), 'simulator');
+    assert.equal(simulatorTenantName(1, 2), 'sim-01');
+    assert.equal(simulatorTenantName(50, 50), 'sim-50');
+    assert.equal(simulatorTenantName(7, 120), 'sim-007');
+  });
+
+  const state = (index: number, tenantId: string): TenantState => ({ index, token: { tenantId } as TenantState['token'], api: {} as TenantState['api'], quota: null, stats: emptyTenantStats() });
+
+  it('finds a tenant by id without case, for discovery by its authorization_endpoint, and refuses a shared id', () => {
+    const a = state(1, 'AAAAAAAA-0000-4000-8000-000000000001');
+    const b = state(2, 'bbbbbbbb-0000-4000-8000-000000000002');
+    const d = new TenantDirectory([a, b]);
+    assert.equal(d.first, a);
+    assert.equal(d.find('aaaaaaaa-0000-4000-8000-000000000001'), a);
+    assert.equal(d.find('BBBBBBBB-0000-4000-8000-000000000002'), b);
+    assert.equal(d.find('cccccccc-0000-4000-8000-000000000003'), undefined);
+    const discovery = (v?: string) => d.forDiscovery(new Map(v === undefined ? [] : [['authorization_endpoint', v]]));
+    assert.equal(discovery('https://127.0.0.1:1/bbbbbbbb-0000-4000-8000-000000000002/oauth2/v2.0/authorize'), b);
+    assert.equal(discovery('https://127.0.0.1:1/common/oauth2/v2.0/authorize'), undefined);
+    assert.equal(discovery('not a url'), undefined);
+    assert.equal(discovery(), undefined);
+    assert.throws(() => new TenantDirectory([a, state(2, a.token.tenantId.toLowerCase())]), /two tenants share the tenant id/);
+  });
+
+  it('writes one config entry per tenant, with its own credentials, beside the shared endpoints', () => {
+    const app = (n: number) => ({ tenantId: `t-${n}`, clientId: `c-${n}`, clientSecret: `s-${n}` });
+    const one = simulatorConfigTree({ apiUrl: 'https://h:1', loginUrl: 'https://h:1', ...app(1), caFile: '/ca.pem' }, { spanHours: 20, statePath: '/s.json' });
+    assert.deepEqual(one.tenants, [{ name: 'simulator', tenant_id: 't-1', client_id: 'c-1', client_secret: 's-1', api_url: 'https://h:1', login_url: 'https://h:1' }]);
+    const tree = simulatorConfigTree({ apiUrl: 'https://h:1', loginUrl: 'https://h:1', ...app(1), caFile: '/ca.pem', tenants: [app(1), app(2), app(3)] }, { spanHours: 20, statePath: '/s.json' });
+    const tenants = tree.tenants as Record<string, string>[];
+    assert.deepEqual(tenants.map((t) => [t.name, t.tenant_id, t.client_id, t.client_secret]), [
+      ['sim-01', 't-1', 'c-1', 's-1'],
+      ['sim-02', 't-2', 'c-2', 's-2'],
+      ['sim-03', 't-3', 'c-3', 's-3'],
+    ]);
+    for (const t of tenants) assert.deepEqual([t.api_url, t.login_url], ['https://h:1', 'https://h:1']);
+  });
+
+  describe('simulate --tenants', () => {
+    const base: SimulateArgs = { port: 0, seed: 1, records: 100, span: 20, late: 0 };
+    const problem = (a: Partial<SimulateArgs>): string => {
+      try {
+        simulatorOptions({ ...base, ...a });
+      } catch (err) {
+        assert.ok(err instanceof CollectorError);
+        return err.message;
+      }
+      return 'accepted';
+    };
+    it('passes --tenants and indexed faults on; one tenant adds nothing to the options', () => {
+      const o = simulatorOptions({ ...base, tenants: 50, writeConfig: '/tmp/x.yaml', faults: ['403-AF429@content:100000@7'] });
+      assert.equal(o.tenants, 50);
+      assert.deepEqual(o.faults, [{ kind: '403-AF429', route: 'content', count: 100000, tenant: 7 }]);
+      assert.equal('tenants' in simulatorOptions({ ...base, tenants: 1 }), false);
+      assert.equal('tenants' in simulatorOptions(base), false);
+    });
+    const refused: [Partial<SimulateArgs>, RegExp][] = [
+      [{ tenants: 0, writeConfig: 'x' }, /^--tenants must be a whole number from 1 to 1000, got 0$/],
+      [{ tenants: 2.5, writeConfig: 'x' }, /^--tenants must be a whole number from 1 to 1000, got 2.5$/],
+      [{ tenants: 1001, writeConfig: 'x' }, /^--tenants must be a whole number from 1 to 1000/],
+      [{ tenants: 3 }, /^--tenants above 1 needs --write-config FILE: every tenant's secret is written there, not printed$/],
+      [{ tenants: 3, writeConfig: 'x', faults: ['500@4'] }, /^--fault '500@4': TENANT_INDEX must be a tenant index from 1 to 3 \(the tenants served\), got '4'$/],
+      [{ faults: ['500@2'] }, /^--fault '500@2': TENANT_INDEX must be a tenant index, 1 \(the simulator serves one tenant; see --tenants\), got '2'$/],
+      [{ tenants: 1000, records: 5001, writeConfig: 'x' }, /^--tenants 1000 x --records 5001 is over 5000000 records in all/],
+    ];
+    for (const [args, re] of refused) it(`refuses ${JSON.stringify(args)}`, () => assert.match(problem(args), re));
   });
 });
