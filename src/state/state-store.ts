@@ -3,7 +3,7 @@ import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { CollectorError } from '../errors.ts';
 import { FeedCheckpoint, type FeedScalars, type JournalOp, type RetryEntry } from '../polling/checkpoint.ts';
-import { DoneSet, fingerprint, toMinutes } from '../polling/done-set.ts';
+import { DoneSet, fingerprint, isExpiryMinute, isFingerprint, toMinutes } from '../polling/done-set.ts';
 import { API_RETENTION_MS } from '../management-api/limits.ts';
 import { acquireStateLock, type StateLock } from './lock.ts';
 
@@ -386,9 +386,10 @@ function fromV1(raw: unknown, at: string, file: string): FeedRecord {
   const done = new DoneSet();
   let oldest = cursor;
   for (const [id, created] of Object.entries(f.done as Record<string, unknown>)) {
-    if (typeof created !== 'number') throw corrupt(file, `${at}.done entry is not a number`);
+    const x = typeof created === 'number' ? toMinutes(created + API_RETENTION_MS + 3600_000) : NaN;
+    if (typeof created !== 'number' || !isExpiryMinute(x)) throw corrupt(file, `${at}.done entry is not a time`);
     oldest = Math.min(oldest, created);
-    done.add(fingerprint(id), toMinutes(created + API_RETENTION_MS + 3600_000));
+    done.add(fingerprint(id), x);
   }
   const scalars: FeedScalars = {
     tenantId: '',
@@ -450,7 +451,7 @@ function applyOp(op: JournalOp, records: Map<string, FeedRecord>, at: string, fi
   const r = records.get(op.k);
   if (!r) throw corrupt(file, `${at} changes a feed it never created`);
   if ('d' in op) {
-    if (typeof op.d !== 'string' || typeof op.x !== 'number') throw corrupt(file, `${at} is not a done-set entry`);
+    if (!isFingerprint(op.d) || !isExpiryMinute(op.x)) throw corrupt(file, `${at} is not a done-set entry`);
     r.done.add(op.d, op.x);
   } else if ('r' in op) {
     const e = checkRetry(op.r, at, file);

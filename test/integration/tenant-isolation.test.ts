@@ -35,9 +35,16 @@ after(async () => {
 });
 
 function twoTenants(name: string): Config {
+  return configOf(name, [
+    ['healthy', good, good.clientSecret],
+    ['refused', refused, 'not-the-secret-0123456789abcdefghijklmnop'],
+  ]);
+}
+
+function configOf(name: string, tenants: [string, Simulator, string][]): Config {
   const tenant = (n: string, sim: Simulator, secret: string) => ({ name: n, tenant_id: sim.tenantId, client_id: sim.clientId, client_secret: secret, api_url: sim.apiUrl, login_url: sim.loginUrl });
   const tree = {
-    tenants: [tenant('healthy', good, good.clientSecret), tenant('refused', refused, 'not-the-secret-0123456789abcdefghijklmnop')],
+    tenants: tenants.map(([n, sim, secret]) => tenant(n, sim, secret)),
     api: { ca_file: path.join(dir, 'ca.pem') },
     output: { type: 'forward', forward: { host: '127.0.0.1', port: rx.port, ack_timeout: '5s' } },
     state: { path: path.join(dir, `${name}.state.json`) },
@@ -111,4 +118,29 @@ test('when every tenant is refused, the run fails with the credential error (exi
     await collector.close();
     await sink.close();
   }
+});
+
+test('a tenant_id changed under the same name is refused with guidance, and the old checkpoint is not mixed in', async () => {
+  rx.entries.length = 0;
+  const first = configOf('renamed', [['healthy', good, good.clientSecret]]);
+  let sink = new ForwardSink(first.output.forward, silentLogger);
+  let collector = new Collector({ config: first, sink, store: new StateStore(first.state.path), log: silentLogger });
+  try {
+    await collector.runOnce(AbortSignal.timeout(60_000));
+  } finally {
+    await collector.close();
+    await sink.close();
+  }
+  // The same name now points at another directory (tenant_id), with that directory's valid credentials.
+  const second = configOf('renamed', [['healthy', refused, refused.clientSecret]]);
+  sink = new ForwardSink(second.output.forward, silentLogger);
+  collector = new Collector({ config: second, sink, store: new StateStore(second.state.path), log: silentLogger });
+  try {
+    await assert.rejects(collector.runOnce(AbortSignal.timeout(60_000)), (e: any) => e.code === 'CONFIG_INVALID' && /holds its checkpoint for tenant .*give the new tenant a new name/.test(e.message));
+  } finally {
+    await collector.close();
+    await sink.close();
+  }
+  const feeds = new StateStore(first.state.path).load();
+  assert.equal(feeds.get('healthy/Audit.Exchange')!.s.tenantId, good.tenantId, 'the old checkpoint is kept for its own tenant');
 });
