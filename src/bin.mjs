@@ -12,38 +12,14 @@
  * while records stream through): about 20 MB less peak memory for a backlog, at no measurable
  * CPU cost (issue 7 bench). `node src/bin.mjs` works too, with Node's default heap sizing.
  */
-import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-
-const src = import.meta.dirname;
-const bundle = path.join(src, '.build', 'cli.mjs');
-
-/** Newest modification time of the TypeScript sources under `dir` (ms), skipping the build output. */
-function newestSource(dir) {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (entry.name === '.build') continue;
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, newestSource(p));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-function bundleIsCurrent() {
-  if (process.env.M365_FORWARD_NO_BUNDLE === '1') return false;
-  try {
-    return statSync(bundle).mtimeMs >= newestSource(src);
-  } catch {
-    return false; // no bundle yet (or an unreadable source tree): the sources it is
-  }
-}
+import { bundleIsCurrent, bundlePath } from './bundle.mjs';
 
 if (bundleIsCurrent()) {
-  await import(pathToFileURL(bundle).href);
+  await import(pathToFileURL(bundlePath).href);
 } else {
   const { register } = await import('tsx/esm/api');
   register();
-  await import(pathToFileURL(path.join(src, 'cli.ts')).href);
+  await import(pathToFileURL(path.join(import.meta.dirname, 'cli.ts')).href);
 }

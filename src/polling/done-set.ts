@@ -93,19 +93,9 @@ export class DoneSet {
     if (expired === 0) return 0;
     // Rebuilt from the survivors: simpler than deleting in place from a linear-probing table,
     // and a prune that finds something to drop runs about once a poll.
-    const words = this.#words;
-    const keep = this.#size - expired;
     let cap = 16;
-    while (cap < keep * 2) cap *= 2;
-    const old = { words, exp };
-    this.#words = new Uint32Array(cap * 3);
-    this.#exp = new Uint32Array(cap);
-    this.#mask = cap - 1;
-    this.#size = 0;
-    for (let i = 0; i < old.exp.length; i++) {
-      const e = old.exp[i]!;
-      if (e !== 0 && e >= now) this.#place(old.words[i * 3]!, old.words[i * 3 + 1]!, old.words[i * 3 + 2]!, e);
-    }
+    while (cap < (this.#size - expired) * 2) cap *= 2;
+    this.#rebuild(cap, (e) => e >= now);
     return expired;
   }
 
@@ -178,6 +168,11 @@ export class DoneSet {
   }
 
   #resize(cap: number): void {
+    this.#rebuild(cap, () => true);
+  }
+
+  /** A table of `cap` slots holding the entries whose expiry `keep` accepts. */
+  #rebuild(cap: number, keep: (expiresMin: number) => boolean): void {
     const old = { words: this.#words, exp: this.#exp };
     this.#words = new Uint32Array(cap * 3);
     this.#exp = new Uint32Array(cap);
@@ -185,7 +180,7 @@ export class DoneSet {
     this.#size = 0;
     for (let i = 0; i < old.exp.length; i++) {
       const e = old.exp[i]!;
-      if (e !== 0) this.#place(old.words[i * 3]!, old.words[i * 3 + 1]!, old.words[i * 3 + 2]!, e);
+      if (e !== 0 && keep(e)) this.#place(old.words[i * 3]!, old.words[i * 3 + 1]!, old.words[i * 3 + 2]!, e);
     }
   }
 }

@@ -18,6 +18,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
+// @ts-expect-error: plain JavaScript module (src/bundle.mjs), no declarations
+import { bundleIsCurrent, bundlePath } from '../../src/bundle.mjs';
 
 /** The repository (test/bench/..). */
 export const repoRoot = path.resolve(import.meta.dirname, '..', '..');
@@ -34,9 +36,16 @@ export const exitUsageImport = ['--import', pathToFileURL(path.join(import.meta.
  */
 export function buildCliBundle(): string {
   execFileSync(process.execPath, [path.join(repoRoot, 'src', 'build.mjs')], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const bundle = path.join(repoRoot, 'src', '.build', 'cli.mjs');
-  if (!existsSync(bundle)) throw new Error('npm run build made no src/.build/cli.mjs: the collector would run through tsx');
-  return bundle;
+  if (!bundleIsCurrent()) throw new Error('npm run build made no current src/.build/cli.mjs: the collector would run through tsx');
+  return bundlePath;
+}
+
+/**
+ * Throws when a source file changed since the bench built the bundle: the bin would then run the
+ * sources through tsx (45 MB more, a slower start) and the figure would not be the product's.
+ */
+export function assertBundleCurrent(): void {
+  if (!bundleIsCurrent()) throw new Error('a file under src/ changed while the bench ran: the bin ran the sources through tsx, not the bundle; run the bench again without editing');
 }
 
 /**

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { reproduce, type BenchPlan } from './args.ts';
-import { binPath, bundleProgram, cliPath, cpuSecondsOf, interruptedBy, measureNode, peakRssMbOf, startReadyChild, statsLine, tempDir, type Child } from './processes.ts';
+import { assertBundleCurrent, binPath, bundleProgram, cliPath, cpuSecondsOf, interruptedBy, measureNode, peakRssMbOf, startReadyChild, statsLine, tempDir, type Child } from './processes.ts';
 import { settle, type BenchReceiver } from './receiver.ts';
 import { busy, fmt, median, type Row } from './table.ts';
 
@@ -111,7 +111,9 @@ export async function runCollector(ctx: BenchContext, o: { config: string; state
   mkdirSync(o.stateDir, { recursive: true });
   const timeout = o.timeoutSeconds ?? deadlineSeconds(o.expected);
   const [sim0, rx0, rxRecords0] = [cpuSecondsOf(o.simPid) ?? NaN, cpuSecondsOf(ctx.rx.pid) ?? NaN, await ctx.rx.records()];
+  assertBundleCurrent();
   const m = await measureNode(binPath, ['run', '-c', o.config, '--once', '--timeout', `${timeout}s`], { usageFile: path.join(o.usageDir, 'usage.json'), timeoutMs: (timeout + 60) * 1000 });
+  assertBundleCurrent();
   const done = DELIVERED.exec(m.stderr) ?? PARTIAL.exec(m.stderr);
   const records = done ? Number(done[1]) : 0;
   const rxRecords = rxRecords0 === undefined ? undefined : await settle(ctx.rx, rxRecords0 + records);
