@@ -32,12 +32,27 @@ export interface TenantRuntime {
  * the agent sends each request either through it or, for a host in its NO_PROXY exceptions,
  * directly (src/support/proxy.ts).
  */
+/**
+ * One secure context per set of extra CAs, shared by every tenant that trusts the same ones: each
+ * holds Node's ~150 roots parsed, about a megabyte, and 20 tenants with one api.ca_file built 20
+ * (issue 7 bench, scenario 5). Contexts are not changed after they are made, so sharing is safe.
+ */
+const secureContexts = new Map<string, tls.SecureContext>();
+function sharedSecureContext(extraPem: string): tls.SecureContext {
+  let ctx = secureContexts.get(extraPem);
+  if (!ctx) {
+    ctx = tls.createSecureContext({ ca: [...tls.rootCertificates, extraPem] });
+    secureContexts.set(extraPem, ctx);
+  }
+  return ctx;
+}
+
 export function createHttpsAgent(opts: { caFile?: string; caPem?: string; maxSockets: number; proxy?: ProxyConfig; timeoutMs?: number }): https.Agent {
   const extra = [opts.caPem, opts.caFile ? readFileSync(opts.caFile, 'utf8') : undefined].filter((x): x is string => !!x);
   // A secure context built once, not a `ca` option: the agent keys its socket pool by
   // concatenating every `ca` string for each request, which with Node's ~150 roots cost a third
   // of the collector's CPU. The proxy's tunnels use this same context (createProxyAgent).
-  const secureContext = extra.length ? tls.createSecureContext({ ca: [...tls.rootCertificates, ...extra] }) : undefined;
+  const secureContext = extra.length ? sharedSecureContext(extra.join('\n')) : undefined;
   const direct = new https.Agent({ keepAlive: true, maxSockets: opts.maxSockets, secureContext });
   if (!opts.proxy) return direct;
   return createProxyAgent({ proxy: opts.proxy, direct, secureContext, maxSockets: opts.maxSockets, timeoutMs: opts.timeoutMs ?? DEFAULTS.requestTimeoutMs });
