@@ -280,6 +280,11 @@ export function checkCertificates(text: string | undefined): Checked<X509Certifi
   return { ok: true, value: certs };
 }
 
+/** The start of a PEM block, capturing its label. */
+const PEM_BEGIN = /-----BEGIN ([A-Z0-9 ]+)-----/g;
+/** Labels of a private key block: PKCS#8, the traditional RSA/EC/DSA forms, and OpenSSH's own. */
+const KEY_LABEL = /^(?:(?:RSA|EC|DSA|OPENSSH) )?PRIVATE KEY$/;
+
 /**
  * An unencrypted PEM private key, as `crypto.createPrivateKey` reads it: the first PEM block of
  * the file (experiment: a file with the certificate first and the key second is refused by
@@ -287,18 +292,20 @@ export function checkCertificates(text: string | undefined): Checked<X509Certifi
  */
 export function checkPrivateKey(text: string | undefined): Checked<KeyObject> {
   if (text === undefined) return { ok: false, problem: 'is binary, not a PEM private key' };
-  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4, *ENCRYPTED/.test(text)) {
+  // Judged by the labels of the file's PEM blocks (`-----BEGIN <label>-----`), in file order.
+  const blocks = [...text.matchAll(PEM_BEGIN)].map((m) => ({ label: m[1]!, at: m.index }));
+  if (blocks.some((b) => b.label === 'ENCRYPTED PRIVATE KEY') || /Proc-Type: *4, *ENCRYPTED/.test(text)) {
     return { ok: false, problem: 'is encrypted; give an unencrypted PEM key (protect the file with permissions instead)' };
   }
-  const at = text.search(/-----BEGIN (RSA |EC |DSA |OPENSSH )?PRIVATE KEY-----/);
-  if (at < 0) return { ok: false, problem: 'holds no PEM private key (-----BEGIN PRIVATE KEY-----)' };
-  if (text.includes('-----BEGIN OPENSSH PRIVATE KEY-----')) {
+  const key = blocks.find((b) => KEY_LABEL.test(b.label));
+  if (!key) return { ok: false, problem: 'holds no PEM private key (a BEGIN PRIVATE KEY block)' };
+  if (blocks.some((b) => b.label === 'OPENSSH PRIVATE KEY')) {
     return { ok: false, problem: 'is an OpenSSH key; convert it to PEM (ssh-keygen -p -m PEM -f FILE)' };
   }
   try {
     return { ok: true, value: createPrivateKey(text) };
   } catch {
-    if (/-----BEGIN [A-Z0-9 ]+-----/.exec(text)!.index < at) {
+    if (blocks[0]!.at < key.at) {
       return { ok: false, problem: 'has another PEM block before the private key; put the key first or in a file of its own' };
     }
     return { ok: false, problem: 'holds a damaged or unsupported PEM private key' };
