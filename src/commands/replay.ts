@@ -17,11 +17,9 @@ import { CollectorError, describeError } from '../errors.ts';
 import type { ContentType } from '../management-api/content-types.ts';
 import { isoMs, parseInstant } from '../management-api/dates.ts';
 import { RETENTION_SAFETY_MS } from '../management-api/limits.ts';
-import { listSubscriptions } from '../management-api/subscriptions.ts';
-import { BACKOFF, backoffDelay } from '../polling/backoff.ts';
 import { FeedCheckpoint, retentionFloor } from '../polling/checkpoint.ts';
 import { BLOBS_PER_DOWNLOAD_SLOT, FeedPoller, type PollResult } from '../polling/feed-poller.ts';
-import { createTenantRuntime, type TenantRuntime } from '../polling/tenant-runtime.ts';
+import { connectTenant, createTenantRuntime, type TenantRuntime } from '../polling/tenant-runtime.ts';
 import { createSink, wireFormat } from '../sink/create-sink.ts';
 import { createRouter } from '../sink/route.ts';
 import type { Sink } from '../sink/types.ts';
@@ -30,7 +28,6 @@ import { feedKey } from '../state/state-store.ts';
 import type { Logger } from '../support/logger.ts';
 import { feedProgress, noProgress, showProgress, type ProgressDisplay } from '../support/progress.ts';
 import { Semaphore } from '../support/semaphore.ts';
-import { sleep } from '../support/sleep.ts';
 import { EXIT, StopRequested, abortOnSignals, makeLogger, reportFatal } from './common.ts';
 import { GaveUp, outputStallLimit, watchOnce } from './deadline.ts';
 
@@ -172,7 +169,7 @@ export async function replayCommand(args: ReplayArgs): Promise<number> {
   let progress: ProgressDisplay = noProgress;
   const sent = () => feeds.reduce((a, f) => ({ blobs: a.blobs + f.checkpoint.s.blobsDelivered, records: a.records + f.checkpoint.s.recordsDelivered }), { blobs: 0, records: 0 });
   try {
-    await connect(rt, ac.signal, config.polling.maxAttempts, log);
+    await connectTenant(rt, ac.signal, config.polling.maxAttempts, log);
     const decided = decideReplayRange(range, rt.clock.now());
     if (typeof decided === 'string') return usage(decided);
     const { from, to } = decided;
@@ -207,27 +204,6 @@ export async function replayCommand(args: ReplayArgs): Promise<number> {
     unwatch();
     rt.close();
     await sink.close();
-  }
-}
-
-/**
- * The tenant's first token and a listing call (the collector's start, for one tenant): wrong
- * credentials fail here, and the API's clock is read from its Date header before the range is
- * judged against the retention. Transient failures are retried `attempts` times.
- */
-async function connect(rt: TenantRuntime, signal: AbortSignal, attempts: number, log: Logger): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await rt.tokens.getToken();
-      await listSubscriptions(rt.api, signal);
-      return;
-    } catch (err) {
-      if (signal.aborted) throw signal.reason;
-      if ((err instanceof CollectorError && err.fatal) || attempt + 1 >= attempts) throw err;
-      const delay = backoffDelay(attempt, BACKOFF.tokenStartup);
-      log.warn('cannot reach the API yet; retrying', { tenant: rt.tenant.name, delayMs: delay, error: describeError(err) });
-      await sleep(delay, signal);
-    }
   }
 }
 

@@ -1,7 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { Config } from '../config/schema.ts';
 import { CollectorError, describeError } from '../errors.ts';
-import { listSubscriptions } from '../management-api/subscriptions.ts';
 import { encodeBlob, type WireFormat } from '../record/encode.ts';
 import { wireFormat } from '../sink/create-sink.ts';
 import { createRouter, type Router } from '../sink/route.ts';
@@ -16,7 +15,7 @@ import { BACKOFF, backoffDelay } from './backoff.ts';
 import { BLOBS_PER_DOWNLOAD_SLOT, FeedPoller, type PollResult } from './feed-poller.ts';
 import type { FeedCheckpoint } from './checkpoint.ts';
 import { failedTenantStatus, statusRecord } from './status.ts';
-import { createTenantRuntime, type TenantRuntime } from './tenant-runtime.ts';
+import { connectTenant, createTenantRuntime, type TenantRuntime } from './tenant-runtime.ts';
 
 /**
  * The run's signal has one listener per feed (its window, or its sleep between polls) plus the
@@ -171,7 +170,7 @@ export class Collector {
     const started = this.#tenantFeeds.get(rt);
     if (started) return started; // a second runOnce of the same collector goes on with the same feeds
     try {
-      await this.#connect(rt, signal, attempts);
+      await connectTenant(rt, signal, attempts, this.deps.log);
     } catch (err) {
       if (signal.aborted) throw signal.reason;
       const e = asCollectorError(err);
@@ -192,29 +191,6 @@ export class Collector {
     const errors = [...this.failedTenants.values()];
     if (opts.onlyIfFatal && !errors.every((e) => e.fatal)) return undefined;
     return errors.find((e) => e.code === 'AUTH_FAILED') ?? errors[0];
-  }
-
-  /** A tenant's first token and a listing call, with retries; throws what made it fail. */
-  async #connect(t: TenantRuntime, signal: AbortSignal, attempts: number): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await t.tokens.getToken();
-        const subs = await listSubscriptions(t.api, signal);
-        this.deps.log.debug('tenant started', {
-          tenant: t.tenant.name,
-          apiUrl: t.tenant.apiUrl,
-          clockSkewSeconds: t.clock.skewMs === undefined ? null : Math.round(t.clock.skewMs / 1000),
-          subscriptions: Object.fromEntries(subs.map((x) => [x.contentType, x.status])),
-        });
-        return;
-      } catch (err) {
-        if (signal.aborted) throw signal.reason;
-        if ((err instanceof CollectorError && err.fatal) || attempt + 1 >= attempts) throw err;
-        const delay = backoffDelay(attempt, BACKOFF.tokenStartup);
-        this.deps.log.warn('cannot reach the API yet; retrying', { tenant: t.tenant.name, delayMs: delay, error: describeError(err) });
-        await sleep(delay, signal);
-      }
-    }
   }
 
   /** The feeds of one started tenant, from its checkpoints in the state (or new ones from the look-back). */

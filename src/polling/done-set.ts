@@ -35,9 +35,6 @@ export function isExpiryMinute(v: unknown): v is number {
 }
 
 const FP_SHAPE = /^[A-Za-z0-9_-]{16}$/;
-const B64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-const SEXTET = new Int8Array(128).fill(-1);
-for (let i = 0; i < B64URL.length; i++) SEXTET[B64URL.charCodeAt(i)] = i;
 /** An expiry minute a slot can hold (0 marks an empty slot). */
 const MAX_MINUTE = 0xffff_ffff;
 
@@ -68,20 +65,21 @@ export class DoneSet {
 
   has(fp: string): boolean {
     if (!isFingerprint(fp)) return false;
-    return this.#find(fp) >= 0;
+    return this.#find(...fpWords(fp)) >= 0;
   }
 
   /** Adds (or extends) an entry; `expiresMin` in minutes since the epoch. */
   add(fp: string, expiresMin: number): void {
     if (!isFingerprint(fp)) throw new TypeError('not a content id fingerprint (16 base64url characters)');
     if (!isExpiryMinute(expiresMin)) throw new TypeError(`not an expiry minute: ${expiresMin}`);
-    const at = this.#find(fp);
+    const [a, b, c] = fpWords(fp);
+    const at = this.#find(a, b, c);
     if (at >= 0) {
       if (this.#exp[at]! < expiresMin) this.#exp[at] = expiresMin;
       return;
     }
     if ((this.#size + 1) * 2 > this.#exp.length) this.#resize(this.#exp.length * 2);
-    this.#insert(fp, expiresMin);
+    this.#place(a, b, c, expiresMin);
   }
 
   /** Drops entries that expired before `nowMs` (API time); returns how many. */
@@ -141,20 +139,14 @@ export class DoneSet {
     return set;
   }
 
-  /** The slot holding `fp`, or -1. */
-  #find(fp: string): number {
-    const [a, b, c] = fpWords(fp);
+  /** The slot holding the fingerprint with these words, or -1. */
+  #find(a: number, b: number, c: number): number {
     const words = this.#words;
     const exp = this.#exp;
     for (let i = a & this.#mask; exp[i] !== 0; i = (i + 1) & this.#mask) {
       if (words[i * 3] === a && words[i * 3 + 1] === b && words[i * 3 + 2] === c) return i;
     }
     return -1;
-  }
-
-  #insert(fp: string, expiresMin: number): void {
-    const [a, b, c] = fpWords(fp);
-    this.#place(a, b, c, expiresMin);
   }
 
   #place(a: number, b: number, c: number, expiresMin: number): void {
@@ -185,21 +177,8 @@ export class DoneSet {
   }
 }
 
-/** The 96 bits of a (valid) fingerprint as three big-endian 32-bit words. */
+/** The 96 bits of a (valid) fingerprint as three big-endian 32-bit words: `encode` in reverse. */
 function fpWords(fp: string): [number, number, number] {
-  const out: [number, number, number] = [0, 0, 0];
-  // 16 characters x 6 bits: each word takes 32 bits of the 96-bit stream.
-  let acc = 0;
-  let bits = 0;
-  let w = 0;
-  for (let i = 0; i < FINGERPRINT_CHARS; i++) {
-    acc = (acc * 64 + SEXTET[fp.charCodeAt(i)]!) % 2 ** 40;
-    bits += 6;
-    if (bits >= 32) {
-      bits -= 32;
-      out[w++] = Math.floor(acc / 2 ** bits) >>> 0;
-      acc %= 2 ** bits;
-    }
-  }
-  return out;
+  const b = Buffer.from(fp, 'base64url');
+  return [b.readUInt32BE(0), b.readUInt32BE(4), b.readUInt32BE(8)];
 }

@@ -3,11 +3,15 @@ import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { createTokenProvider, type TokenProvider } from '../auth/token-provider.ts';
 import { DEFAULTS, type Config, type ProxyConfig, type TenantConfig } from '../config/schema.ts';
+import { CollectorError, describeError } from '../errors.ts';
 import { ApiClient } from '../management-api/api-client.ts';
+import { listSubscriptions } from '../management-api/subscriptions.ts';
+import { BACKOFF, backoffDelay } from './backoff.ts';
 import { RequestBudget } from './request-budget.ts';
 import { ApiClock } from '../support/api-clock.ts';
 import { systemClock, type Clock } from '../support/clock.ts';
 import type { Logger } from '../support/logger.ts';
+import { sleep } from '../support/sleep.ts';
 import { createProxyAgent, describeProxy, proxyFor } from '../support/proxy.ts';
 
 /**
@@ -90,4 +94,32 @@ export function createTenantRuntime(
     budget: new RequestBudget(tenant.maxRequestsPerMinute),
   });
   return { tenant, clock, tokens, api, agent, close: () => agent.destroy() };
+}
+
+/**
+ * A tenant's start: its first token (wrong credentials fail here, before anything is listed or
+ * sent) and a listing call, which also reads the API's clock from its Date header. Transient
+ * failures are retried `attempts` times; throws what made it fail. The collector and `replay`
+ * both start a tenant this way.
+ */
+export async function connectTenant(rt: TenantRuntime, signal: AbortSignal, attempts: number, log: Logger): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rt.tokens.getToken();
+      const subs = await listSubscriptions(rt.api, signal);
+      log.debug('tenant started', {
+        tenant: rt.tenant.name,
+        apiUrl: rt.tenant.apiUrl,
+        clockSkewSeconds: rt.clock.skewMs === undefined ? null : Math.round(rt.clock.skewMs / 1000),
+        subscriptions: Object.fromEntries(subs.map((x) => [x.contentType, x.status])),
+      });
+      return;
+    } catch (err) {
+      if (signal.aborted) throw signal.reason;
+      if ((err instanceof CollectorError && err.fatal) || attempt + 1 >= attempts) throw err;
+      const delay = backoffDelay(attempt, BACKOFF.tokenStartup);
+      log.warn('cannot reach the API yet; retrying', { tenant: rt.tenant.name, delayMs: delay, error: describeError(err) });
+      await sleep(delay, signal);
+    }
+  }
 }

@@ -31,8 +31,8 @@ export interface BenchContext {
  */
 const LIFTED_BUDGET = 100_000;
 
-/** One measured `run --once` of the collector, with what the simulator and receiver spent meanwhile. */
-export interface CollectorRun {
+/** What one measured drain spent: its own wall time, CPU and memory, and the simulator's and receiver's CPU meanwhile. */
+interface DrainFigures {
   records: number;
   blobs: number;
   wallSeconds: number;
@@ -42,6 +42,11 @@ export interface CollectorRun {
   rxCpuSeconds: number;
   /** Records the receiver counted during the run (delivered records + status records). */
   rxRecords: number | undefined;
+  problem?: string;
+}
+
+/** One measured `run --once` of the collector, with what the simulator and receiver spent meanwhile. */
+export interface CollectorRun extends DrainFigures {
   code: number | null;
   timedOut: boolean;
   /** The collector's last stderr lines when it did not exit 0. */
@@ -159,18 +164,9 @@ const busyOf = (runs: readonly { wallSeconds: number; cpuSeconds: number; simCpu
 // ---------------------------------------------------------------------------------------------
 
 /** One floor run (floor.ts), measured like the collector. */
-interface FloorRun {
-  records: number;
-  blobs: number;
+interface FloorRun extends DrainFigures {
   bytes: number;
   frames: number;
-  wallSeconds: number;
-  cpuSeconds: number;
-  peakRssMb: number;
-  simCpuSeconds: number;
-  rxCpuSeconds: number;
-  rxRecords: number | undefined;
-  problem?: string;
 }
 
 async function runFloor(ctx: BenchContext, o: { floorScript: string; endpointFile: string; lookbackHours: number; simPid: number; usageDir: string; expected: number }): Promise<FloorRun> {
